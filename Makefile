@@ -1,0 +1,21 @@
+# Fine-Tuning Lab. `make lab` = set up + JupyterLab on the course; `make test` = set up + every test.
+# Works from a folder whose name has spaces or '&' (recipes quote every path).
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8888
+PYTEST_ARGS ?=
+
+.PHONY: setup lab test test-unit test-notebooks test-browser bench clean-runs
+
+setup:
+	@bash tools/setup_env.sh
+
+lab: setup
+	"$(PY)" -m jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/03_fine_tuning_lab.ipynb
+
+test: setup
+	bash tools/run_tests.sh $(PYTEST_ARGS)
+
+bench: setup
+	"$(PY)" bench/bench_exam.py
+	"$(PY)" bench/bench_overhead.py

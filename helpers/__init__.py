@@ -1,0 +1,1 @@
+"""Fine-Tuning Lab helpers: one module per concept, imported from the course folder."""

@@ -1,0 +1,144 @@
+"""What machine are we on, which track fits it, and will the lesson's settings fit in GPU memory?"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from . import paths
+
+TRACKS = ("gpu", "cpu", "ci")
+TRACK_ENV = "FTLAB_TRACK"
+# Qwen2.5-1.5B-Instruct shapes (config.json of the lesson model)
+QWEN = dict(params=1.54e9, hidden=1536, layers=28, intermediate=8960, vocab=151936)
+
+
+@dataclass
+class Track:
+    name: str
+    reason: str
+
+
+def gpu_info() -> dict | None:
+    """Name and memory of CUDA device 0, or None. Never initialises CUDA when torch lacks it."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info(0)
+    return {"name": torch.cuda.get_device_name(0), "free_gb": free / 2**30, "total_gb": total / 2**30,
+            "count": torch.cuda.device_count()}
+
+
+def lesson_memory_gb(batch_size: int = 16, max_length: int = 512, lora_rank: int = 8) -> float:
+    """Rough peak GPU memory (GiB) for the lesson's LoRA run on Qwen2.5-1.5B in bf16.
+
+    weights (2 bytes/param) + fp32 logits for the loss (batch x length x vocab x 4 bytes, twice: logits
+    and their gradient) + checkpointed activations (one bf16 hidden state per layer) + one layer's
+    recomputed activations + LoRA weights with Adam state (16 bytes/param) + 1 GiB CUDA context.
+    """
+    q = QWEN
+    tokens = batch_size * max_length
+    weights = q["params"] * 2
+    logits = tokens * q["vocab"] * 4 * 2
+    checkpoints = tokens * q["hidden"] * 2 * q["layers"]
+    one_layer = tokens * (4 * q["hidden"] + 3 * q["intermediate"]) * 2 * 2
+    lora = 7 * q["layers"] * lora_rank * (q["hidden"] * 2 + q["intermediate"]) * 16
+    return (weights + logits + checkpoints + one_layer + lora) / 2**30 + 1.0
+
+
+def detect_track() -> Track:
+    forced = os.environ.get(TRACK_ENV, "").strip().lower()
+    if forced:
+        if forced not in TRACKS:
+            raise ValueError(f"{TRACK_ENV}={forced!r} is not a track. Fix: set it to one of {', '.join(TRACKS)}.")
+        return Track(forced, f"set by the environment variable {TRACK_ENV}={forced}")
+    gpu = gpu_info()
+    need = lesson_memory_gb()
+    if gpu and gpu["total_gb"] >= need:
+        return Track("gpu", f"{gpu['name']} has {gpu['total_gb']:.0f} GiB; the lesson's settings need about {need:.0f} GiB")
+    if gpu:
+        return Track("cpu", f"{gpu['name']} has only {gpu['total_gb']:.0f} GiB; the lesson needs about {need:.0f} GiB")
+    return Track("cpu", "no CUDA GPU found: the cpu track trains the embedded SmolLM2-135M on the processor")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _ram_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
+
+
+@dataclass
+class EnvironmentReport:
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    track: Track | None = None
+    advice: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        width = max(len(k) for k, _ in self.rows)
+        lines = [f"{k:<{width}}  {v}" for k, v in self.rows]
+        lines += ["", f"Track: {self.track.name} ({self.track.reason})"] + [f"- {a}" for a in self.advice]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in self.rows)
+        advice = "".join(f"<li>{html.escape(a)}</li>" for a in self.advice)
+        return (f"<table>{body}</table><p><b>Track: {self.track.name}</b> — {html.escape(self.track.reason)}</p>"
+                f"<ul>{advice}</ul>")
+
+
+def check_environment(show: bool = True) -> EnvironmentReport:
+    """Table of GPU / memory / disk / versions, the track that will be used and why, and advice."""
+    gpu = gpu_info()
+    disk = shutil.disk_usage(paths.COURSE_ROOT).free / 2**30
+    need = lesson_memory_gb()
+    track = detect_track()
+    rep = EnvironmentReport(track=track)
+    rep.rows = [
+        ("GPU", f"{gpu['name']} x{gpu['count']}, {gpu['free_gb']:.1f} of {gpu['total_gb']:.1f} GiB free" if gpu else "none"),
+        ("CPU cores", str(os.cpu_count())),
+        ("RAM", f"{_ram_gb():.1f} GiB"),
+        ("Free disk", f"{disk:.1f} GiB"),
+        ("Python", platform.python_version()),
+        ("torch", _version("torch")),
+        ("ms-swift", _version("ms-swift")),
+        ("transformers", _version("transformers")),
+        ("peft", _version("peft")),
+        ("Lesson run estimate", f"~{need:.1f} GiB GPU memory (Qwen2.5-1.5B, LoRA r=8, batch 16, length 512)"),
+    ]
+    if gpu and gpu["total_gb"] >= need:
+        rep.advice.append(f"{gpu['name']} ({gpu['total_gb']:.0f} GiB): the gpu track fits (needs ~{need:.0f} GiB).")
+    elif gpu:
+        rep.advice.append(f"{gpu['name']} has {gpu['total_gb']:.0f} GiB, under the ~{need:.0f} GiB the lesson needs: "
+                          "lower batch_size to 8 or use the cpu track.")
+    else:
+        rep.advice.append("No GPU: the cpu track runs the lesson's five experiments on SmolLM2-135M in about "
+                          "25 minutes on 2 cores (peak memory under 8 GiB).")
+    if disk < 5:
+        rep.advice.append(f"Only {disk:.1f} GiB of free disk: the gpu track needs ~5 GiB (model 3.1 GiB + checkpoints). "
+                          "Free space or delete old runs under output/.")
+    if track.name == "ci":
+        rep.advice.append("ci track: tiny runs that exercise every code path in seconds; scores mean nothing here.")
+    if show:
+        try:
+            from IPython.display import display
+
+            display(rep)
+        except ImportError:
+            print(rep)
+    return rep
