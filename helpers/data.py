@@ -1,0 +1,119 @@
+"""Read and check the course's chat-format JSONL files.
+
+A row looks like
+    {"messages": [{"role": "system", "content": ""},
+                  {"role": "user", "content": "#Output#\\n...\\n#Math Problem#\\n<question>"},
+                  {"role": "assistant", "content": "<solution>\\n\\n{{ans:N}}"}]}
+`validate_file` reports each problem as `FILE:LINE: reason — fix`, the way compilers do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+QUESTION_MARK = "#Math Problem#\n"
+ANS_RE = re.compile(r"\{\{\s*ans\s*:(.*?)\}\}", re.DOTALL)
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """All rows of a JSONL file (blank lines skipped). Raises on bad JSON: call `validate_file` first."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _turn(row: dict, role: str) -> str:
+    return next((m.get("content") or "" for m in row["messages"] if m.get("role") == role), "")
+
+
+def question_of(row: dict) -> str:
+    """The problem text: what follows `#Math Problem#` in the user turn, else the whole user turn."""
+    user = _turn(row, "user")
+    return user.split(QUESTION_MARK, 1)[1].strip() if QUESTION_MARK in user else user.strip()
+
+
+def expected_answer(row: dict) -> str:
+    """N from the last `{{ans:N}}` of the assistant turn ('' when there is none)."""
+    tags = ANS_RE.findall(_turn(row, "assistant"))
+    return tags[-1].strip() if tags else ""
+
+
+def _row_problem(row) -> str | None:
+    """Why a parsed row is not a valid training row, or None when it is."""
+    if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+        return 'not an object with a "messages" list — fix: write {"messages": [{"role": ..., "content": ...}, ...]}'
+    msgs = row["messages"]
+    if not all(isinstance(m, dict) for m in msgs):
+        return 'a message is not an object — fix: each message needs "role" and "content"'
+    roles = [m.get("role") for m in msgs]
+    if roles not in (["system", "user", "assistant"], ["user", "assistant"]):
+        return (f"roles are {roles} — fix: use an optional system turn, then one user turn, then one "
+                f"assistant turn, in that order")
+    for m in msgs:
+        if m["role"] != "system" and not (isinstance(m.get("content"), str) and m["content"].strip()):
+            return f"empty {m['role']} content — fix: write the {m['role']} text"
+    if not ANS_RE.search(msgs[-1]["content"]):
+        return "the assistant answer has no {{ans:...}} tag — fix: end the answer with {{ans:N}}"
+    return None
+
+
+def validate_file(path: str | Path) -> list[str]:
+    """Problems found in one JSONL file, as `FILE:LINE: reason — fix`; empty list when the file is fine."""
+    name = str(path)
+    p = Path(path)
+    if not p.is_file():
+        return [f"{name}:0: file not found — fix: check the path (it is relative to {Path.cwd()})"]
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        return [f"{name}:{line}: not UTF-8 text — fix: save the file as UTF-8"]
+    problems: list[str] = []
+    first_seen: dict[str, int] = {}
+    rows = 0
+    for no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        rows += 1
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(f"{name}:{no}: bad JSON ({e.msg}, column {e.colno}) — fix: one JSON object per line")
+            continue
+        reason = _row_problem(row)
+        if reason:
+            problems.append(f"{name}:{no}: {reason}")
+            continue
+        q = question_of(row)
+        if q in first_seen:
+            problems.append(f"{name}:{no}: duplicate question (first on line {first_seen[q]}) — fix: remove one")
+        else:
+            first_seen[q] = no
+    if rows == 0:
+        problems.append(f"{name}:1: empty file — fix: add at least one row")
+    return problems
+
+
+def validate_files(paths) -> list[str]:
+    return [problem for path in paths for problem in validate_file(path)]
+
+
+def count_too_long(path: str | Path, tokenizer, max_length: int) -> int:
+    """How many rows are longer than `max_length` tokens once the chat template is applied.
+
+    ms-swift's default `--truncation_strategy delete` drops such rows silently; this counts them first.
+    `tokenizer` may be a Hugging Face tokenizer (its chat template) or an ms-swift template (exactly what
+    training sees; `helpers.exam.swift_template(model)` builds one). With a tokenizer, an empty system turn
+    is kept as an empty block, so the count can only err on the long side by a few tokens.
+    """
+    too_long = 0
+    for row in read_rows(path):
+        if hasattr(tokenizer, "template_meta"):  # an ms-swift Template
+            ids = tokenizer.encode({"messages": row["messages"]})["input_ids"]
+        else:
+            ids = tokenizer.apply_chat_template(row["messages"], tokenize=True)
+            if hasattr(ids, "keys"):
+                ids = ids["input_ids"]
+        too_long += len(ids) > max_length
+    return too_long
