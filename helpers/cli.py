@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 
 def _check(args) -> int:
@@ -20,6 +22,99 @@ def _prepare(args) -> int:
     return 0
 
 
+def _validate(args) -> int:
+    from .data import validate_files
+
+    problems = validate_files(args.files)
+    for p in problems:
+        print(p)
+    if not problems:
+        print(f"ok: {len(args.files)} file(s) valid")
+    return 1 if problems else 0
+
+
+def _diagnose(args) -> int:
+    from .diagnosis import diagnose_log
+
+    d = diagnose_log(args.path)
+    print(json.dumps(d.to_dict(), ensure_ascii=False) if args.json else d)
+    return 0
+
+
+def _score(args) -> int:
+    from .data import read_rows
+    from .exams import score_responses
+
+    rows = read_rows(args.data)
+    responses = [json.loads(line)["response"] for line in Path(args.responses).read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+    if len(responses) != len(rows):
+        raise ValueError(f"{args.responses}: {len(responses)} responses for {len(rows)} questions in {args.data}. "
+                         "Fix: one {\"response\": ...} line per question, in data order.")
+    result = score_responses(rows, responses)
+    print(json.dumps(result.to_json(), ensure_ascii=False) if args.json else result.summary())
+    return 0
+
+
+def _exam(args) -> int:
+    from .exams import exam
+
+    result = exam(args.model, args.data, save_to=args.out, limit=args.limit, max_new_tokens=args.max_new_tokens)
+    print(result.summary())
+    return 0
+
+
+def _pairs(rest: list[str]) -> dict:
+    """Extra `--flag value` pairs after the known options become ms-swift flags."""
+    extra, i = {}, 0
+    while i < len(rest):
+        key = rest[i]
+        if not key.startswith("--") or i + 1 >= len(rest):
+            raise ValueError(f"cannot read {key!r}: extra options must be `--flag value` pairs.")
+        extra[key[2:]] = rest[i + 1]
+        i += 2
+    return extra
+
+
+def _sft(args, rest) -> int:
+    from .training import sft
+
+    run = sft(args.model, args.dataset, args.learning_rate, args.lora_rank, args.num_train_epochs, args.batch_size,
+              args.max_length, args.eval_steps, val_dataset=args.val_dataset, train_rows=args.train_rows,
+              val_rows=args.val_rows, label=args.label, show=True, **_pairs(rest))
+    print(f"{run.status}: {run.run_dir}")
+    if run.status == "finished":
+        print(run.diagnosis)
+    return {"finished": 0, "interrupted": 130}.get(run.status, 1)
+
+
+def _merge(args) -> int:
+    from .merging import merge
+    from .training import Run
+
+    target = Path(args.run)
+    src = Run.load(target) if (target / "ftlab_run.json").is_file() else target
+    print(merge(src))
+    return 0
+
+
+def _runs(args) -> int:
+    from .training import runs
+
+    for r in runs(show=False):
+        print(f"{r.run_dir}\t{r.status}\t{r.diagnosis.state if r.log_path.is_file() else '-'}")
+    return 0
+
+
+def _replay(args) -> int:
+    from .recordings import load
+
+    run = load(args.name)
+    print(f"RECORDING {run.label}: {run.hardware}, {run.started[:10]}\n{run.command}\n")
+    print(run.diagnosis)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Fine-Tuning Lab helpers")
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -27,16 +122,60 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="convert the embedded model once (idempotent)")
     p.add_argument("--force", action="store_true", help="rebuild even if the cache looks complete")
     p.set_defaults(func=_prepare)
+    p = sub.add_parser("validate", help="check dataset files; prints FILE:LINE: reason")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_validate)
+    p = sub.add_parser("diagnose", help="training state of a run folder or logging.jsonl")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_diagnose)
+    p = sub.add_parser("score", help="score saved responses against a test file")
+    p.add_argument("--data", required=True)
+    p.add_argument("--responses", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_score)
+    p = sub.add_parser("exam", help="batched greedy exam of a model folder or LoRA checkpoint")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--max_new_tokens", type=int, default=256)
+    p.set_defaults(func=_exam)
+    p = sub.add_parser("sft", help="one experiment: swift sft with live log, diagnosis at the end; "
+                                    "extra `--flag value` pairs go to swift")
+    p.add_argument("--model", default=None)
+    p.add_argument("--dataset", default="train_100")
+    p.add_argument("--val_dataset", default="val")
+    p.add_argument("--learning_rate", type=float, default=1e-4)
+    p.add_argument("--lora_rank", type=int, default=8)
+    p.add_argument("--num_train_epochs", type=float, default=1)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--max_length", type=int, default=512)
+    p.add_argument("--eval_steps", type=int, default=20)
+    p.add_argument("--train_rows", type=int)
+    p.add_argument("--val_rows", type=int)
+    p.add_argument("--label")
+    p.set_defaults(func=_sft, takes_rest=True)
+    p = sub.add_parser("merge", help="swift export --merge_lora for a run folder (best checkpoint) or a checkpoint")
+    p.add_argument("run")
+    p.set_defaults(func=_merge)
+    sub.add_parser("runs", help="list the runs on disk").set_defaults(func=_runs)
+    p = sub.add_parser("replay", help="print a recording's command and diagnosis")
+    p.add_argument("name")
+    p.set_defaults(func=_replay)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "takes_rest", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        return args.func(args)
+        return args.func(args, rest) if getattr(args, "takes_rest", False) else args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,134 @@
+"""Recordings: real runs of this package saved without weights, replayed as if live (and labelled so).
+
+A recording is a folder under resources/recordings/<track>/<name>/ holding swift's logging.jsonl and
+this package's ftlab_run.json (command, parameters, versions, hardware, date, wall time), plus
+optional exam results. Only `record(run)` writes one, from a run this package started.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from . import paths
+from .curves import LiveCurves
+from .training import RUN_FILE, Run
+
+
+def _portable_log(src: Path, dst: Path) -> None:
+    """Copy logging.jsonl keeping only checkpoint folder names (no machine paths in the repo)."""
+    out = []
+    for line in src.read_text().splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        for key in ("last_model_checkpoint", "best_model_checkpoint"):
+            if d.get(key):
+                d[key] = Path(d[key]).name
+        d.pop("log_history", None)  # repeats the lines above
+        out.append(json.dumps(d, ensure_ascii=False))
+    dst.write_text("\n".join(out) + "\n")
+
+
+def record(run: Run, name: str, track: str | None = None, exam_results: dict | None = None) -> Path:
+    """Save a finished run of this package as a recording (never overwrites: a new name is required)."""
+    if not (run.run_dir / RUN_FILE).is_file():
+        raise ValueError(f"{run.run_dir} was not started by this package: only its own runs can be recorded.")
+    dest = paths.RECORDINGS_DIR / (track or run.track) / name
+    if dest.exists():
+        raise FileExistsError(f"{paths.short(dest)} exists. Fix: pick another name (recordings are never overwritten).")
+    dest.mkdir(parents=True)
+    _portable_log(run.log_path, dest / "logging.jsonl")
+    meta = json.loads((run.run_dir / RUN_FILE).read_text())
+    meta["source_run"] = meta.pop("run_dir")
+    meta["status"] = run.status
+    meta["recorded_diagnosis"] = run.diagnosis.to_dict()
+    meta.pop("pid", None)
+    (dest / RUN_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+    if exam_results:
+        add_exam(dest, exam_results)
+    return dest
+
+
+def add_exam(recording: Path, results: dict) -> None:
+    """Attach exam scores (a dict name -> ExamResult.to_json()-like dict) to a recording."""
+    f = Path(recording) / "exams.json"
+    old = json.loads(f.read_text()) if f.is_file() else {}
+    old.update(results)
+    f.write_text(json.dumps(old, indent=1, ensure_ascii=False))
+
+
+def find(name: str) -> Path:
+    p = Path(name)
+    if p.is_dir():
+        return p
+    hits = sorted(paths.RECORDINGS_DIR.glob(f"*/{name}")) + sorted(paths.RECORDINGS_DIR.glob(f"*/*{name}*"))
+    if not hits:
+        have = sorted(q.relative_to(paths.RECORDINGS_DIR).as_posix() for q in paths.RECORDINGS_DIR.glob("*/*"))
+        raise FileNotFoundError(f"No recording {name!r}. Recordings here: {', '.join(have) or 'none'}.")
+    return hits[0]
+
+
+def load(name: str) -> Run:
+    run = Run.load(find(name))
+    run.status = "recorded"
+    return run
+
+
+def _seconds(text) -> float:
+    """'1m 5s' / '65s' / '0:01:05' -> seconds (swift writes elapsed_time as a string)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    if ":" in str(text):
+        parts = [float(x) for x in str(text).split(":")]
+        return sum(v * 60**i for i, v in enumerate(reversed(parts)))
+    total, units = 0.0, {"h": 3600, "m": 60, "s": 1, "d": 86400}
+    for value, unit in re.findall(r"([\d.]+)\s*([dhms])", str(text)):
+        total += float(value) * units[unit]
+    return total
+
+
+def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool = True) -> Run:
+    """Draw a recorded run point by point, `speed` times faster than it really ran (capped at max_seconds)."""
+    from IPython.display import Markdown, display
+
+    run = load(name)
+    train, evals, info = run.curves()
+    if show:
+        date = (run.started or "")[:10]
+        wall = f"{run.wall_time_s / 60:.1f} min" if run.wall_time_s else "?"
+        v = run.versions
+        display(Markdown(
+            f"**RECORDING — a real run of this package, replayed** (not training now). Recorded {date} on "
+            f"{run.hardware}; ms-swift {v.get('ms-swift')}, transformers {v.get('transformers')}, torch {v.get('torch')}; "
+            f"took {wall}.\n\n```\n{run.command}\n```"))
+    points = sorted([(s, "t", v) for s, v in train] + [(s, "e", v) for s, v in evals])
+    times = _timeline(run.log_path)
+    live = LiveCurves(f"{run.label} — RECORDING ({run.track} track)") if show else None
+    budget = min(max_seconds, (times[-1] if times else 0) / speed) if speed and speed != float("inf") else 0
+    shown_t, shown_e = [], []
+    for i, (step, kind, value) in enumerate(points):
+        (shown_t if kind == "t" else shown_e).append((step, value))
+        if live and budget > 0:
+            live.update(shown_t, shown_e, f"replaying step {step}")
+            time.sleep(budget / max(1, len(points)))
+    if live:
+        live.update(train, evals, f"recorded run, {run.params.get('train_rows')} rows, {info.get('max_steps')} steps")
+        live.close()
+        display(run.diagnosis)
+    return run
+
+
+def _timeline(log: Path) -> list[float]:
+    out = []
+    for line in log.read_text().splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        if "elapsed_time" in d:
+            out.append(_seconds(d["elapsed_time"]))
+    return out

@@ -1,0 +1,230 @@
+"""Build `swift sft` / `swift export` commands from the lesson's parameter names, check them, run them.
+
+Commands are argument lists run without a shell, in their own process session, from the course
+folder; the printed form is the same list, quoted so it can be pasted into a terminal there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from . import paths
+
+# lesson parameter name -> ms-swift 4.x flag (the 2.x names in the lesson no longer exist)
+LESSON_FLAGS = {
+    "learning_rate": "learning_rate",
+    "lora_rank": "lora_rank",
+    "num_train_epochs": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size",
+    "max_length": "max_length",
+    "eval_steps": "eval_steps",
+}
+# lesson flags that were renamed, with the fix to show when a learner types the old one
+RENAMED = {
+    "eval_step": "eval_steps",
+    "sft_type": "tuner_type",
+    "train_type": "tuner_type",
+    "model_id_or_path": "model",
+    "ckpt_dir": "adapters",
+    "per_device_batch_size": "batch_size",
+}
+# flags the helpers set themselves: passing them through **extra would fight the engine
+RESERVED = {"model", "model_type", "template", "dataset", "val_dataset", "output_dir", "add_version"}
+SWIFT_ENV = {"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def swift_version() -> str:
+    return metadata.version("ms-swift")
+
+
+def known_flags(kind: str = "sft") -> set[str]:
+    """Every argument name of the installed ms-swift's SftArguments / ExportArguments.
+
+    Importing ms-swift takes ~5 s, so the list is cached per ms-swift version under .cache/.
+    """
+    cache = paths.CACHE_DIR / f"swift-flags-{swift_version()}.json"
+    if cache.is_file():
+        try:
+            return set(json.loads(cache.read_text())[kind])
+        except (ValueError, KeyError):
+            pass
+    code = (
+        "import dataclasses, json\n"
+        "from swift.arguments import SftArguments, ExportArguments\n"
+        "print(json.dumps({'sft': [f.name for f in dataclasses.fields(SftArguments)],"
+        " 'export': [f.name for f in dataclasses.fields(ExportArguments)]}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LOG_LEVEL": "ERROR"})
+    flags = json.loads(out.stdout.strip().splitlines()[-1])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(flags))
+    return set(flags[kind])
+
+
+def check_flags(flags: list[str], kind: str = "sft") -> None:
+    """Reject flags the installed ms-swift does not define (argparse would accept a unique prefix)."""
+    known = known_flags(kind)
+    bad = [f for f in flags if f not in known]
+    if bad:
+        hints = [f"--{b} (renamed: use {RENAMED[b]})" if b in RENAMED else f"--{b}" for b in bad]
+        raise ValueError(f"ms-swift {swift_version()} has no flag {', '.join(hints)}. "
+                         f"Fix: remove it or use a name from `swift {kind} --help`.")
+
+
+def _number(name: str, value, kind=float, minimum=None, strictly=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        try:
+            value = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r} is not a number. Fix: pass e.g. {name}=8.") from None
+    if kind is int and value != int(value):
+        raise ValueError(f"{name}={value!r} must be a whole number.")
+    value = kind(value)
+    if not math.isfinite(value) or (minimum is not None and (value <= minimum if strictly else value < minimum)):
+        raise ValueError(f"{name}={value!r} must be {'>' if strictly else '>='} {minimum}. Fix: pass a positive value.")
+    return value
+
+
+def check_params(learning_rate, lora_rank, num_train_epochs, batch_size, max_length, eval_steps) -> dict:
+    """Types and ranges of the lesson's knobs, before anything starts."""
+    p = {
+        "learning_rate": _number("learning_rate", learning_rate, float, 0),
+        "lora_rank": _number("lora_rank", lora_rank, int, 0),
+        "num_train_epochs": _number("num_train_epochs", num_train_epochs, float, 0),
+        "batch_size": _number("batch_size", batch_size, int, 0),
+        "max_length": _number("max_length", max_length, int, 16, strictly=False),
+        "eval_steps": _number("eval_steps", eval_steps, int, 0),
+    }
+    if p["num_train_epochs"] == int(p["num_train_epochs"]):
+        p["num_train_epochs"] = int(p["num_train_epochs"])
+    if p["learning_rate"] >= 10:
+        raise ValueError(f"learning_rate={learning_rate} is absurd (the lesson's failing run uses 0.1). Fix: use e.g. 1e-4.")
+    return p
+
+
+def arg_path(path: Path) -> str:
+    """A path as passed to swift: relative to the course folder when inside it, never starting with '-'."""
+    p = Path(path).resolve()
+    try:
+        rel = p.relative_to(paths.COURSE_ROOT)
+        return str(rel)
+    except ValueError:
+        return str(p)
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if value >= 1e-3 or value == 0 else f"{value:.0e}".replace("e-0", "e-")
+    return str(value)
+
+
+def sft_command(model, dataset: Path, val_dataset: Path | None, params: dict, output_dir: Path,
+                extra: dict | None = None) -> list[str]:
+    """The `swift sft` argument list (without the interpreter prefix)."""
+    args = list(model.swift_args())
+    args[1] = arg_path(model.path)
+    args += ["--dataset", arg_path(dataset)]
+    if val_dataset is not None:
+        args += ["--val_dataset", arg_path(val_dataset)]
+    for lesson, flag in LESSON_FLAGS.items():
+        args += [f"--{flag}", _flag_value(params[lesson])]
+    # the lesson saves a checkpoint at every evaluation; best_model_checkpoint needs that
+    args += ["--save_steps", _flag_value(params["eval_steps"]), "--per_device_eval_batch_size",
+             _flag_value(params["batch_size"])]
+    args += ["--output_dir", arg_path(output_dir), "--add_version", "false",
+             # without this every run spends ~22 s retrying hub look-ups for a local model
+             "--check_model", "false", "--report_to", "none"]
+    for key, value in (extra or {}).items():
+        args += [f"--{key}", _flag_value(value)]
+    return args
+
+
+def export_command(checkpoint: Path) -> list[str]:
+    return ["--adapters", arg_path(checkpoint), "--merge_lora", "true", "--exist_ok", "true"]
+
+
+def printable(verb: str, args: list[str], env: dict | None = None) -> str:
+    prefix = "".join(f"{k}={shlex.quote(str(v))} " for k, v in (env or {}).items())
+    return prefix + f"swift {verb} " + " ".join(shlex.quote(a) for a in args)
+
+
+def launch(verb: str, args: list[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start `swift VERB args` in a new process session (so the whole group can be stopped together)."""
+    full_env = {**os.environ, **SWIFT_ENV, **(env or {})}
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "swift.cli.main", verb, *args], cwd=paths.COURSE_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=full_env)
+    finally:
+        log.close()
+
+
+def descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def stop_group(proc: subprocess.Popen, known_children: set[int] | None = None, grace: float = 3.0) -> None:
+    """SIGINT the whole session (swift writes its summary), then SIGKILL whatever is left.
+
+    torchrun workers sit in process groups of their own: they are tracked in `known_children`
+    while the run is watched, and killed explicitly.
+    """
+    import psutil
+
+    pids = set(known_children or ()) | set(descendants(proc.pid))
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    deadline = time.time() + grace
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    for sig_target in [proc.pid, *pids]:
+        try:
+            os.killpg(sig_target, signal.SIGKILL) if sig_target == proc.pid else os.kill(sig_target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait(timeout=5)
+    psutil.wait_procs([p for p in map(_proc_or_none, pids) if p], timeout=2)
+
+
+def _proc_or_none(pid: int):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def swift_error(log_path: Path, max_lines: int = 15) -> str:
+    """The part of swift's output that explains a failure: the traceback's end, or the last lines."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln.strip() and "it/s]" not in ln and "s/it]" not in ln]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("Traceback"):
+            tail = lines[i:]
+            return "\n".join(tail[-max_lines:])
+    return "\n".join(lines[-max_lines:])
