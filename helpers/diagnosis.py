@@ -1,0 +1,421 @@
+"""Which state is a training run in? The lesson's four states, made measurable.
+
+The lesson (section 3.1) reads two curves, training loss and validation (eval) loss:
+
+- failed:       training loss does not go down, or rises → lower the learning rate a lot.
+- underfitting: both losses are still falling at the end → train longer.
+- overfitting:  training loss falls while eval loss has climbed back above its minimum
+                → fewer epochs or more data.
+- converged:    both have flattened and eval loss sits at its minimum → done.
+
+How `diagnose` decides, in order (the numbers are the constants below):
+
+1. Fewer than 3 training points: "unknown".
+2. Failed if any training loss is NaN/inf; or the final training loss is not at least
+   5 % below the starting loss; or it climbed back up by half of what it had gained.
+   The start is the first logged loss, or the median of the first few if that is lower,
+   so neither a noisy first batch nor a spike right after step 1
+   (learning rate 0.1: 1.36 → 48) can pass for a high start. We compare with the start,
+   not the final slope: after such a spike the loss falls again yet stays far above its start.
+3. Overfitting if the last eval loss is above the eval minimum by more than
+   max(5 % of the minimum, 0.02) and that minimum is not the last point.
+4. Underfitting if the eval loss is still falling: a straight-line fit over the second half
+   of the run still carries at least 10 % of its total drop, and at that pace a run as long
+   again would lower it by more than the tolerance above. The eval curve decides because it
+   is the mock exam (training loss has already passed rule 2). With fewer than 2 eval points
+   the training loss decides instead (same rules, and the fall must stand out of the noise: t-statistic of
+   the slope below -2); the state then cannot be overfitting and a note says so.
+   "The second half of the run" is measured in learning done, not in steps, when the log
+   has the learning rate: ms-swift's cosine schedule shrinks the learning rate towards zero,
+   so every curve flattens at the end in steps, even one that has far to go. Against the
+   cumulative learning rate an underfitting curve stays a straight line.
+5. Otherwise converged.
+
+Training loss is noisy (one batch per logged point), so it is smoothed first with a centred
+rolling median over about 10 % of the points (at least 3). Eval loss is measured on the same
+validation set every time, so it is smoothed only when there are many eval points.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# --- thresholds (printed for learners by thresholds_table()) ---
+MIN_TRAIN_POINTS = 3  # below this, there is no curve to judge
+SMOOTH_FRACTION = 0.10  # rolling-median window ≈ 10 % of the points ...
+MIN_TRAIN_WINDOW = 3  # ... but at least 3 for training loss (one batch per point is noisy)
+FAILED_MIN_DROP = 0.05  # final train loss must be ≥ 5 % below the start, else "failed"
+FAILED_GIVE_BACK = 0.50  # climbing back by ≥ half of the improvement counts as "rising" → failed
+EVAL_REL_TOL = 0.05  # eval may sit 5 % above its minimum and still count as "at the minimum" ...
+EVAL_ABS_TOL = 0.02  # ... or 0.02, whichever is larger (small losses need an absolute floor)
+STILL_FALLING = 0.10  # second half still carries ≥ 10 % of the total drop → "still falling"
+TAIL_FRACTION = 1 / 2  # "the end" = the second half of the learning done (at least 3 points)
+MIN_TREND_T = 2.0  # train slope must stand out of the noise: t-statistic ≤ -2
+FEW_EVAL_POINTS = 3  # fewer eval points than this → low-confidence note
+
+COLORS = {
+    "failed": "#c62828",
+    "underfitting": "#ef6c00",
+    "overfitting": "#6a1b9a",
+    "converged": "#2e7d32",
+    "unknown": "#616161",
+}
+NEXT_MOVES = {
+    "failed": "lower the learning rate a lot (the lesson goes 0.1 → 5e-5)",
+    "underfitting": "train longer: more epochs (the lesson goes 1 → 50, and 3 → 15)",
+    "overfitting": "fewer epochs or more data (the lesson goes to 1,000 rows, 3 epochs, rank 8)",
+    "converged": "done: take best_model_checkpoint to the exam",
+    "unknown": "wait for more logged points (or log more often: --logging_steps)",
+}
+NO_EVAL_NOTE = "no validation set — cannot tell over- from underfitting"
+
+
+def thresholds_table() -> str:
+    """The thresholds as a markdown table, for the notebook."""
+    rows = [
+        ("smoothing", (f"centred rolling median over {SMOOTH_FRACTION:.0%} of the points"
+                       f" (at least {MIN_TRAIN_WINDOW} for train loss)")),
+        ("failed", (f"NaN/inf loss, or final train loss not ≥ {FAILED_MIN_DROP:.0%} below the start,"
+                    f" or it climbed back by ≥ {FAILED_GIVE_BACK:.0%} of its improvement")),
+        ("overfitting", (f"last eval loss > eval minimum + max({EVAL_REL_TOL:.0%} of it, {EVAL_ABS_TOL}),"
+                         " minimum not at the end")),
+        ("underfitting", (f"the second half of the run (in learning-rate progress) still carries"
+                          f" ≥ {STILL_FALLING:.0%} of the eval loss's total drop, and a run as long again"
+                          " would lower it by more than the tolerance (train loss when no eval)")),
+        ("converged", "train loss fell, eval flat within tolerance of its minimum"),
+        ("too few points", (f"< {MIN_TRAIN_POINTS} train points → unknown;"
+                            f" < {FEW_EVAL_POINTS} eval points → low confidence")),
+    ]
+    lines = ["| rule | threshold |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines)
+
+
+THRESHOLDS_DOC = "How `diagnose` decides" + (__doc__ or "").partition("How `diagnose` decides")[2]  # plain words
+
+
+def _clean(x):
+    """JSON-safe value: floats to 4 significant digits, NaN/inf → None."""
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return None if not math.isfinite(x) else float(f"{x:.4g}")
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+@dataclass
+class Diagnosis:
+    state: str  # failed | underfitting | overfitting | converged | unknown
+    reason: str
+    evidence: dict = field(default_factory=dict)
+    next_move: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "evidence": {k: _clean(v) for k, v in self.evidence.items()},
+            "next_move": self.next_move,
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        lines = [f"[{self.state.upper()}] {self.reason}", f"next move: {self.next_move}"]
+        lines += [f"note: {n}" for n in self.notes]
+        ev = self.to_dict()["evidence"]
+        lines += [f"  {k}: {v}" for k, v in ev.items()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        color = COLORS.get(self.state, COLORS["unknown"])
+        rows = "".join(
+            f"<tr><td style='padding:0 8px 0 0'>{e(str(k))}</td><td>{e(v if isinstance(v, str) else json.dumps(v))}</td></tr>"
+            for k, v in self.to_dict()["evidence"].items()
+        )
+        notes = "".join(f"<li>{e(n)}</li>" for n in self.notes)
+        return (
+            "<div class='ftlab-diagnosis' style='border:1px solid #ccc;border-radius:6px;"
+            "padding:8px 12px;max-width:680px;font-family:sans-serif'>"
+            f"<span style='background:{color};color:#fff;padding:2px 10px;border-radius:10px;"
+            f"font-weight:bold'>{e(self.state)}</span> {e(self.reason)}"
+            f"<p style='margin:6px 0'><b>Next move:</b> {e(self.next_move)}</p>"
+            + (f"<ul style='margin:4px 0'>{notes}</ul>" if notes else "")
+            + "<details><summary>evidence</summary>"
+            f"<table style='font-size:90%'>{rows}</table></details></div>"
+        )
+
+
+# --- curve measurements ---
+
+def _odd(k: int) -> int:
+    return k if k % 2 else k + 1
+
+
+def smoothing_window(n: int, minimum: int = MIN_TRAIN_WINDOW) -> int:
+    """Odd window ≈ SMOOTH_FRACTION of n points, at least `minimum`."""
+    return _odd(max(minimum, round(SMOOTH_FRACTION * n)))
+
+
+def smooth(values, window: int) -> np.ndarray:
+    """Centred rolling median; the window shrinks at the edges (the last value = median of the last few)."""
+    v = np.asarray(values, dtype=float)
+    h = window // 2
+    return np.array([np.median(v[max(0, i - h): i + h + 1]) for i in range(len(v))])
+
+
+def progress(steps, lr=()) -> np.ndarray:
+    """Time axis: the learning rate summed up to each step (as a fraction), or the steps themselves.
+
+    `lr` holds (step, learning_rate) points as logged; between them the rate is interpolated.
+    """
+    steps = np.asarray(steps, dtype=float)
+    lr_steps, lr_vals = _points(lr)
+    ok = np.isfinite(lr_vals)
+    if ok.sum() < 2 or not len(steps):
+        return steps
+    last = int(max(steps.max(), lr_steps.max()))
+    rate = np.interp(np.arange(last + 1), lr_steps[ok], lr_vals[ok])
+    done = np.concatenate([[0.0], np.cumsum(rate[1:])])
+    if done[-1] <= 0:
+        return steps
+    return np.interp(steps, np.arange(last + 1), done / done[-1])
+
+
+def _tail_trend(x, values, min_points: int) -> tuple[float, float, float]:
+    """Straight-line fit over the second half of x (x starts at 0 at step 0).
+
+    Returns (change over that half, change over a run as long again, t-statistic of the slope).
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(values, dtype=float)
+    half = TAIL_FRACTION * (x[-1] - x[0])
+    k = max(min_points, int((x >= x[-1] - half).sum()))
+    x, y = x[-k:], y[-k:]
+    if len(x) < 2 or x[-1] == x[0]:
+        return 0.0, 0.0, 0.0
+    x0 = x - x.mean()
+    slope = float((x0 * (y - y.mean())).sum() / (x0 ** 2).sum())
+    resid = y - y.mean() - slope * x0
+    dof = len(x) - 2
+    se = math.sqrt((resid ** 2).sum() / dof / (x0 ** 2).sum()) if dof > 0 else 0.0
+    if se > 1e-12 * max(1.0, abs(slope)):
+        t = slope / se
+    else:
+        t = math.copysign(math.inf, slope) if slope else 0.0
+    return slope * half, slope * x[-1], float(np.clip(t, -999, 999))
+
+
+def _points(pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted by step; a step logged twice keeps its last value."""
+    d = {}
+    for s, v in pairs:
+        d[int(s)] = float(v) if v is not None else math.nan
+    steps = sorted(d)
+    return np.array(steps, dtype=int), np.array([d[s] for s in steps], dtype=float)
+
+
+def _tolerance(level: float) -> float:
+    """How far a loss may sit above its minimum and still count as "at the minimum"."""
+    return max(EVAL_REL_TOL * level, EVAL_ABS_TOL)
+
+
+def _f(x: float) -> str:
+    return f"{x:.4g}"
+
+
+# --- the judgement ---
+
+def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = False, *,
+             lr=(), last_step: int | None = None) -> Diagnosis:
+    """Judge a run from its (step, loss) points. See the module docstring for the rules.
+
+    `lr`: the (step, learning_rate) points of the log, to measure time in learning done
+    (read_log's info["learning_rate"]); without them time is measured in steps.
+    `last_step`: how far the run got, when the log knows better than the last loss point.
+    """
+    t_steps, t_loss = _points(train)
+    e_steps, e_loss = _points(eval or ())
+    seen = [int(a[-1]) for a in (t_steps, e_steps) if len(a)] + ([last_step] if last_step else [])
+    last_step = max(seen, default=0)
+    ev: dict = {"n_train": len(t_loss), "n_eval": len(e_loss), "last_step": last_step, "max_steps": max_steps}
+    notes: list[str] = []
+    if interrupted:
+        of = f" of {max_steps}" if max_steps else ""
+        notes.append(f"run was interrupted at step {last_step}{of}: judgement is provisional")
+
+    def verdict(state: str, reason: str) -> Diagnosis:
+        return Diagnosis(state, reason, ev, NEXT_MOVES[state], notes)
+
+    bad_train = t_steps[~np.isfinite(t_loss)]
+    bad_eval = e_steps[~np.isfinite(e_loss)]
+    if len(bad_eval):
+        notes.append(f"NaN/inf eval loss at step {int(bad_eval[0])}")
+        e_steps, e_loss = e_steps[np.isfinite(e_loss)], e_loss[np.isfinite(e_loss)]
+        ev["n_eval"] = len(e_loss)
+    if len(bad_train):
+        s = int(bad_train[0])
+        notes.append(f"NaN/inf loss at step {s}")
+        ev["nan_step"] = s
+        return verdict("failed", f"the training loss became NaN/inf at step {s}: the weights blew up.")
+    if len(t_loss) < MIN_TRAIN_POINTS:
+        return verdict("unknown", f"only {len(t_loss)} training loss point(s): need at least "
+                                  f"{MIN_TRAIN_POINTS} to see a curve.")
+
+    # training curve
+    w = smoothing_window(len(t_loss))
+    sm = smooth(t_loss, w)
+    # the first logged loss, or the median of the first few if lower (a noisy first batch cannot
+    # pass for a high start, nor can a spike right after step 1)
+    start = min(float(t_loss[0]), float(sm[0]))
+    end = float(sm[-1])
+    i_min = int(sm.argmin())
+    low = float(sm[i_min])
+    gained = start - low
+    gave_back = (end - low) / gained if gained > 0 else 0.0
+    lr = list(lr or ())
+    ev["time_axis"] = "learning-rate progress" if len(lr) >= 2 else "steps"
+    change, t_next, t_stat = _tail_trend(progress(t_steps, lr), t_loss, MIN_TRAIN_POINTS)
+    t_share = -change / gained if gained > 0 else 0.0
+    train_falling = (t_share >= STILL_FALLING and -t_next > _tolerance(end)
+                     and t_stat <= -MIN_TREND_T)
+    ev.update(smoothing_window=w, train_start=start, train_end=end, train_min=low,
+              train_min_step=int(t_steps[i_min]), train_drop=(start - end) / start if start else 0.0,
+              train_gave_back=gave_back, train_tail_share=t_share, train_next_run_change=t_next,
+              train_tail_t=t_stat)
+
+    # eval curve
+    has_eval = len(e_loss) >= 2
+    if len(e_loss):
+        ew = smoothing_window(len(e_loss), minimum=1)
+        esm = smooth(e_loss, ew)
+        j_min = int(esm.argmin())
+        e_first, e_min, e_last = float(esm[0]), float(esm[j_min]), float(esm[-1])
+        tol = _tolerance(e_min)
+        e_gained = e_first - e_min
+        e_change, e_next, _ = _tail_trend(progress(e_steps, lr), esm, 2) if has_eval else (0.0, 0.0, 0.0)
+        e_share = -e_change / e_gained if e_gained > 0 else 0.0
+        eval_falling = e_share >= STILL_FALLING and -e_next > tol
+        ev.update(eval_first=e_first, eval_min=e_min, eval_min_step=int(e_steps[j_min]), eval_last=e_last,
+                  eval_last_step=int(e_steps[-1]), eval_tolerance=tol, eval_tail_share=e_share,
+                  eval_next_run_change=e_next)
+    if not len(e_loss):
+        notes.append(NO_EVAL_NOTE)
+    elif len(e_loss) < FEW_EVAL_POINTS:
+        notes.append(f"few eval points (n={len(e_loss)} < {FEW_EVAL_POINTS}): low confidence")
+        if not has_eval:
+            notes.append(NO_EVAL_NOTE)
+
+    # 2. failed
+    curve = f"train loss {_f(start)} → {_f(end)}"
+    eval_up = ""
+    if len(e_loss) and e_last > e_first + tol:
+        eval_up = f"; eval loss also ended above its start ({_f(e_first)} → {_f(e_last)})"
+    if end > start * (1 - FAILED_MIN_DROP):
+        return verdict("failed", f"{curve}: not even {FAILED_MIN_DROP:.0%} below where it started{eval_up}.")
+    if gave_back >= FAILED_GIVE_BACK:
+        return verdict("failed", f"{curve} after reaching {_f(low)} at step {int(t_steps[i_min])}: it climbed "
+                                 f"back by {gave_back:.0%} of its improvement{eval_up}.")
+
+    # 3–5 with eval
+    if has_eval:
+        evals = f"eval loss {_f(e_first)} → min {_f(e_min)} (step {int(e_steps[j_min])}) → {_f(e_last)}"
+        if e_last > e_min + tol and j_min < len(e_loss) - 1:
+            return verdict("overfitting", f"{curve} while {evals}: {_f(e_last - e_min)} above its minimum "
+                                          f"(tolerance {_f(tol)}).")
+        if eval_falling:
+            return verdict("underfitting", f"{curve} and {evals}: eval is still falling "
+                                           f"({e_share:.0%} of its drop came in the second half).")
+        return verdict("converged", f"{curve} and {evals}: eval has flattened within {_f(tol)} of its minimum.")
+
+    # train only
+    if train_falling:
+        return verdict("underfitting", f"{curve}, still falling at the end ({t_share:.0%} of the drop came "
+                                       "in the second half); no eval curve to confirm.")
+    return verdict("converged", f"{curve}, flat at the end ({t_share:.0%} of the drop in the second half); "
+                                "no eval curve to confirm.")
+
+
+# --- ms-swift logs ---
+
+def _log_file(path) -> Path:
+    p = Path(path)
+    return p / "logging.jsonl" if p.is_dir() else p
+
+
+def read_log(path) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict]:
+    """Parse an ms-swift logging.jsonl (or its run folder): (train points, eval points, info).
+
+    Tolerates blank lines and a half-written last line (the log is appended while training).
+    """
+    file = _log_file(path)
+    train, evals = [], []
+    info = {"path": str(file), "max_steps": None, "last_step": 0, "finished": False, "skipped_lines": 0,
+            "best_model_checkpoint": None, "last_model_checkpoint": None, "best_metric": None,
+            "learning_rate": []}
+    for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            info["skipped_lines"] += 1
+            continue
+        if not isinstance(row, dict):
+            info["skipped_lines"] += 1
+            continue
+        step = _step(row, info)
+        if "loss" in row and step is not None:
+            train.append((step, _num(row["loss"])))
+            if "learning_rate" in row:
+                info["learning_rate"].append((step, _num(row["learning_rate"])))
+        if "eval_loss" in row and step is not None:
+            evals.append((step, _num(row["eval_loss"])))
+        if "train_runtime" in row:
+            info["finished"] = True
+        if "last_model_checkpoint" in row:
+            info["finished"] = True
+            for k in ("best_model_checkpoint", "last_model_checkpoint", "best_metric"):
+                info[k] = row.get(k)
+    # cancelling with SIGINT still writes the summary: "finished" but short of max_steps
+    info["completed"] = info["finished"] and (info["max_steps"] is None or info["last_step"] >= info["max_steps"])
+    return train, evals, info
+
+
+def _num(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _step(row: dict, info: dict) -> int | None:
+    """'5/35' → 5, remembering max_steps and the furthest step seen."""
+    gs = row.get("global_step/max_steps")
+    if not isinstance(gs, str) or "/" not in gs:
+        return None
+    try:
+        step, total = (int(p) for p in gs.split("/", 1))
+    except ValueError:
+        return None
+    info["max_steps"] = total
+    info["last_step"] = max(info["last_step"], step)
+    return step
+
+
+def diagnose_log(path, interrupted: bool | None = None) -> Diagnosis:
+    """read_log + diagnose; a run that did not complete all its steps is judged provisionally."""
+    train, evals, info = read_log(path)
+    if interrupted is None:
+        interrupted = not info["completed"]
+    d = diagnose(train, evals, max_steps=info["max_steps"], interrupted=interrupted,
+                 lr=info["learning_rate"], last_step=info["last_step"])
+    d.evidence["best_model_checkpoint"] = info["best_model_checkpoint"]
+    return d

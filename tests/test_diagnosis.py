@@ -1,0 +1,319 @@
+"""The lesson's training states on synthetic curves shaped like the CPU runs (FACTS.md)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from helpers import diagnosis
+from helpers.diagnosis import Diagnosis, diagnose, diagnose_log, read_log
+
+NOISE = [0.0, 0.01, 0.02, 0.04]  # multiplicative noise on train loss; eval gets a fifth of it
+SEEDS = [0, 1, 2]
+
+
+def cosine_progress(steps, total):
+    """Fraction of the cosine schedule's learning rate spent by each step (ms-swift's default)."""
+    x = np.asarray(steps, dtype=float) / total
+    return (x + np.sin(np.pi * x) / np.pi)
+
+
+def pts(steps, values):
+    return [(int(s), float(v)) for s, v in zip(steps, values)]
+
+
+def noisy(values, level, rng):
+    return np.asarray(values) * (1 + level * rng.standard_normal(len(values)))
+
+
+def log_steps(total, every=5):
+    """ms-swift logs step 1, then every `every` steps, and the last one."""
+    return sorted({1, *range(every, total + 1, every), total})
+
+
+def cosine_lr(steps, total, peak=1e-4):
+    return pts(steps, peak * (1 + np.cos(np.pi * np.asarray(steps) / total)) / 2)
+
+
+def curves(state, level=0.0, seed=0):
+    """(train, eval, lr) points; losses get `level` multiplicative noise (eval a fifth of it)."""
+    rng = np.random.default_rng(seed)
+    if state == "failed":  # lr 0.1: 1.36 spikes to ~48, falls back but stays far above its start
+        total = 35
+        steps = log_steps(total)
+        train = [1.36, 48, 30, 22, 17, 14, 12, 11]
+        ev_steps = [10, 20, 30, 35]
+        ev = [25.0, 16.0, 12.0, 11.0]
+    elif state == "overfitting":  # 30 rows x 12 epochs: train 1.56 → 0.002, eval 0.37 → 0.15 → 0.23
+        total = 180
+        steps = log_steps(total)
+        s = np.asarray(steps, dtype=float)
+        train = 1.56 * np.exp(-s / 18) + 0.002
+        ev_steps = list(range(15, 181, 15))
+        e = np.asarray(ev_steps, dtype=float)
+        ev = 0.15 + 0.22 * np.exp(-(e - 15) / 15) + 0.08 * np.clip((e - 60) / 120, 0, None)
+    elif state == "converged":  # 400 rows x 2 epochs: both flatten
+        total = 50
+        steps = log_steps(total)
+        train = 0.55 + 0.95 * np.exp(-cosine_progress(steps, total) / 0.15)
+        ev_steps = [10, 20, 30, 40, 50]
+        ev = 0.60 + 0.40 * np.exp(-cosine_progress(ev_steps, total) / 0.15)
+    elif state == "underfitting":  # lr 5e-5 x 1 epoch: 1.5 → 1.3, still falling per unit of learning
+        total = 35
+        steps = log_steps(total)
+        train = 1.5 - 0.2 * cosine_progress(steps, total)
+        ev_steps = [10, 20, 30, 35]
+        ev = 1.48 - 0.18 * cosine_progress(ev_steps, total)
+    else:
+        raise ValueError(state)
+    return (pts(steps, noisy(train, level, rng)), pts(ev_steps, noisy(ev, level / 5, rng)),
+            cosine_lr(steps, total))
+
+
+STATES = ["failed", "overfitting", "converged", "underfitting"]
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_clean_curves(state):
+    train, ev, lr = curves(state)
+    d = diagnose(train, ev, lr=lr)
+    assert d.state == state, str(d)
+    assert d.next_move == diagnosis.NEXT_MOVES[state]
+    assert d.notes == []
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("level", NOISE[1:])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_noisy_curves(state, level, seed):
+    if state == "underfitting" and level > 0.02:
+        pytest.skip("a 13 % fall over 8 points drowns in 4 % noise")
+    train, ev, lr = curves(state, level, seed)
+    assert diagnose(train, ev, lr=lr).state == state
+
+
+def test_cosine_schedule_flattens_in_steps_but_not_in_learning_done():
+    train, ev, lr = curves("underfitting")
+    assert diagnose(train, ev).state == "converged"  # judged in steps, the end looks flat ...
+    d = diagnose(train, ev, lr=lr)  # ... against the learning rate spent it is a straight line
+    assert d.state == "underfitting" and d.evidence["time_axis"] == "learning-rate progress"
+
+
+def test_constant_lr_underfitting_in_steps():
+    steps = log_steps(40)
+    train = 1.5 - 0.25 * np.asarray(steps) / 40
+    d = diagnose(pts(steps, train), [(10, 1.42), (20, 1.36), (30, 1.30), (40, 1.24)])
+    assert d.state == "underfitting" and d.evidence["time_axis"] == "steps"
+
+
+def test_next_moves_follow_the_lesson():
+    assert "0.1 → 5e-5" in diagnosis.NEXT_MOVES["failed"]
+    assert "1 → 50" in diagnosis.NEXT_MOVES["underfitting"]
+    assert "1,000 rows" in diagnosis.NEXT_MOVES["overfitting"]
+    assert "best_model_checkpoint" in diagnosis.NEXT_MOVES["converged"]
+
+
+def test_spike_then_fall_is_judged_against_the_start():
+    train, ev, _ = curves("failed")
+    d = diagnose(train, ev)
+    assert d.evidence["train_start"] == pytest.approx(1.36)
+    assert d.evidence["train_end"] > 10
+    assert "1.36" in d.reason and d.state == "failed"
+
+
+def test_flat_noisy_loss_fails():
+    rng = np.random.default_rng(3)
+    steps = log_steps(60)
+    d = diagnose(pts(steps, noisy(np.full(len(steps), 1.4), 0.03, rng)), [(30, 1.41), (60, 1.40)])
+    assert d.state == "failed"
+
+
+def test_rising_loss_fails():
+    steps = log_steps(40)
+    d = diagnose(pts(steps, np.linspace(1.2, 2.5, len(steps))), [(10, 1.3), (20, 1.7), (40, 2.6)])
+    assert d.state == "failed" and "eval loss also ended above its start" in d.reason
+
+
+def test_loss_that_climbs_back_fails():
+    steps = log_steps(60)
+    loss = np.concatenate([np.linspace(2.0, 0.5, 7), np.linspace(0.6, 1.6, len(steps) - 7)])
+    d = diagnose(pts(steps, loss), [(20, 0.8), (40, 1.2), (60, 1.7)])
+    assert d.state == "failed" and "climbed back" in d.reason
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_nan_or_inf_loss_fails(bad):
+    train = [(1, 1.5), (5, 1.2), (10, bad), (15, 1.0)]
+    d = diagnose(train, [(10, 1.1)])
+    assert d.state == "failed"
+    assert "NaN/inf loss at step 10" in d.notes
+    json.dumps(d.to_dict(), allow_nan=False)
+
+
+def test_nan_eval_point_is_dropped_with_a_note():
+    train, ev, lr = curves("converged")
+    d = diagnose(train, ev + [(55, math.nan)], lr=lr)
+    assert d.state == "converged"
+    assert any("NaN/inf eval loss at step 55" in n for n in d.notes)
+
+
+def test_eval_rising_a_little_within_tolerance_is_converged():
+    train, _, lr = curves("converged")
+    d = diagnose(train, [(10, 0.70), (20, 0.62), (30, 0.61), (40, 0.615), (50, 0.625)], lr=lr)
+    assert d.state == "converged"
+
+
+@pytest.mark.parametrize("state", ["underfitting", "converged"])
+def test_no_eval_set(state):
+    train, _, lr = curves(state)
+    d = diagnose(train, [], lr=lr)
+    assert d.state == state
+    assert diagnosis.NO_EVAL_NOTE in d.notes
+
+
+def test_no_eval_set_never_says_overfitting():
+    train, _, lr = curves("overfitting")
+    d = diagnose(train, [], lr=lr)
+    assert d.state in ("underfitting", "converged")
+    assert diagnosis.NO_EVAL_NOTE in d.notes
+
+
+def test_few_eval_points():
+    train, _, _ = curves("overfitting")
+    d = diagnose(train, [(60, 0.15), (180, 0.23)])
+    assert d.state == "overfitting"
+    assert any(n.startswith("few eval points (n=2") for n in d.notes)
+    one = diagnose(train, [(180, 0.23)])
+    assert one.state != "overfitting" and diagnosis.NO_EVAL_NOTE in one.notes
+
+
+def test_interrupted_run_is_provisional():
+    train, ev, lr = curves("underfitting")
+    d = diagnose(train[:5], ev[:2], max_steps=35, interrupted=True, lr=lr[:5])
+    assert "run was interrupted at step 20 of 35: judgement is provisional" in d.notes
+    assert d.evidence["max_steps"] == 35
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_too_few_points_is_unknown(n):
+    d = diagnose([(1, 1.5), (5, 1.2)][:n], [])
+    assert d.state == "unknown" and str(n) in d.reason
+
+
+def test_unsorted_and_repeated_steps():
+    train, ev, _ = curves("overfitting")
+    assert diagnose(list(reversed(train)) + [train[-1]], ev[::-1]).state == "overfitting"
+
+
+def test_to_dict_is_json_safe_and_rounded():
+    for state in STATES:
+        train, ev, lr = curves(state, 0.04, 7)
+        d = diagnose(train, ev, lr=lr)
+        out = d.to_dict()
+        assert set(out) == {"state", "reason", "evidence", "next_move", "notes"}
+        text = json.dumps(out, allow_nan=False)
+        for v in out["evidence"].values():
+            if isinstance(v, float):
+                assert len(repr(v).lstrip("-").replace(".", "").lstrip("0").split("e")[0]) <= 4
+        assert json.loads(text) == out
+
+
+def test_html_and_text_cards_are_deterministic():
+    a = diagnose(*curves("overfitting", 0.02, 1)[:2], max_steps=180, interrupted=True)
+    b = diagnose(*curves("overfitting", 0.02, 1)[:2], max_steps=180, interrupted=True)
+    assert a._repr_html_() == b._repr_html_()
+    html = a._repr_html_()
+    assert diagnosis.COLORS["overfitting"] in html and "overfitting" in html and "provisional" in html
+    assert "<script" not in html
+    assert str(a).startswith("[OVERFITTING]") and "next move:" in str(a)
+    assert isinstance(Diagnosis("unknown", "x<y & z")._repr_html_(), str)
+    assert "x&lt;y &amp; z" in Diagnosis("unknown", "x<y & z")._repr_html_()
+
+
+def test_thresholds_are_documented():
+    table = diagnosis.thresholds_table()
+    assert table.startswith("| rule | threshold |")
+    for word in ("failed", "overfitting", "underfitting", "converged", "5%", "0.02"):
+        assert word in table
+    assert "5 % below the starting loss" in diagnosis.THRESHOLDS_DOC
+
+
+# --- ms-swift logging.jsonl ---
+
+def swift_log(train, ev, max_steps, finished=True):
+    lines = []
+    for step, loss in train:
+        lines.append({"loss": loss, "grad_norm": 6.2, "learning_rate": 1e-4, "token_acc": 0.5, "epoch": 0.1,
+                      "global_step/max_steps": f"{step}/{max_steps}", "elapsed_time": "2s",
+                      "remaining_time": "6s", "train_speed(s/it)": 1.5})
+        for es, el in ev:
+            if es == step:
+                lines.append({"eval_loss": el, "eval_runtime": 0.8, "eval_token_acc": 0.6, "epoch": 0.1,
+                              "global_step/max_steps": f"{step}/{max_steps}", "elapsed_time": "4s"})
+    if finished:
+        last = train[-1][0]
+        lines.append({"train_runtime": 9.9, "train_loss": 2.3, "epoch": 1.0,
+                      "global_step/max_steps": f"{last}/{max_steps}", "elapsed_time": "10s"})
+        lines.append({"train_dataset": "...", "val_dataset": "...", "model_parameter_info": "...",
+                      "last_model_checkpoint": f"/abs/out/v0-x/checkpoint-{last}",
+                      "best_model_checkpoint": "/abs/out/v0-x/checkpoint-60", "best_metric": 0.15,
+                      "global_step": last, "log_history": [{"loss": 9.9}], "memory": 0})
+    return "\n".join(json.dumps(x) for x in lines) + "\n"
+
+
+def test_read_log_finished_run(tmp_path):
+    train, ev, _ = curves("overfitting", 0.02, 0)
+    ev = [(s, v) for s, v in ev if s in {t for t, _ in train}]
+    (tmp_path / "logging.jsonl").write_text(swift_log(train, ev, 180))
+    got_train, got_eval, info = read_log(tmp_path)
+    assert got_train == train and got_eval == ev
+    assert info["max_steps"] == 180 and info["finished"] and info["completed"]
+    assert info["best_model_checkpoint"].endswith("checkpoint-60")
+    assert info["last_model_checkpoint"].endswith("checkpoint-180")
+    d = diagnose_log(tmp_path / "logging.jsonl")
+    assert d.state == "overfitting" and not any("interrupted" in n for n in d.notes)
+    assert d.evidence["best_model_checkpoint"].endswith("checkpoint-60")
+
+
+def test_read_log_live_with_blank_and_truncated_last_line(tmp_path):
+    train, ev, _ = curves("underfitting")
+    text = swift_log(train[:5], [e for e in ev if e[0] <= 20], 35, finished=False)
+    text = text.replace("\n", "\n\n", 1) + '{"loss": 1.31, "grad_norm": 6.2, "learn'
+    (tmp_path / "logging.jsonl").write_text(text)
+    got_train, got_eval, info = read_log(tmp_path)
+    assert len(got_train) == 5 and [s for s, _ in got_eval] == [10, 20]
+    assert info["skipped_lines"] == 1 and not info["finished"] and info["max_steps"] == 35
+    d = diagnose_log(tmp_path)
+    assert "run was interrupted at step 20 of 35: judgement is provisional" in d.notes
+
+
+def test_cancelled_run_writes_summary_but_is_not_complete(tmp_path):
+    train, _, _ = curves("underfitting")
+    (tmp_path / "logging.jsonl").write_text(swift_log(train[:5], [], 35))
+    _, _, info = read_log(tmp_path)
+    assert info["finished"] and not info["completed"]
+    assert any("interrupted at step 20 of 35" in n for n in diagnose_log(tmp_path).notes)
+    assert not any("interrupted" in n for n in diagnose_log(tmp_path, interrupted=False).notes)
+
+
+def test_real_sample_lines(tmp_path):
+    """The lines quoted from a real ms-swift 4.6 run (5 steps, eval every 2)."""
+    lines = [
+        ('{"loss": 3.13345838, "grad_norm": 6.2, "learning_rate": 0.00027135, "token_acc": 0.469, "epoch": 0.2, '
+        '"global_step/max_steps": "1/5", "elapsed_time": "2s", "remaining_time": "6s", "train_speed(s/it)": 1.56}'),
+        ('{"eval_loss": 2.14793229, "eval_runtime": 0.8205, "eval_samples_per_second": 7.312, '
+        '"eval_steps_per_second": 7.312, "eval_token_acc": 0.678, "epoch": 0.4, "global_step/max_steps": "2/5", '
+        '"elapsed_time": "4s", "remaining_time": "6s", "train_speed(s/it)": 1.93}'),
+        ('{"train_runtime": 9.8873, "train_samples_per_second": 1.821, "train_steps_per_second": 0.506, '
+        '"total_flos": 647125645824.0, "train_loss": 2.28921607, "epoch": 1.0, "global_step/max_steps": "5/5", '
+        '"elapsed_time": "10s", "remaining_time": "0s", "train_speed(s/it)": 1.976792}'),
+        ('{"train_dataset": "...", "val_dataset": "...", "model_parameter_info": "...", '
+        '"last_model_checkpoint": "/abs/out/v0-x/checkpoint-5", "best_model_checkpoint": '
+        '"/abs/out/v0-x/checkpoint-5", "best_metric": 1.75688398, "global_step": 5, "log_history": [], "memory": 0}'),
+    ]
+    (tmp_path / "logging.jsonl").write_text("\n".join(lines) + "\n")
+    train, ev, info = read_log(tmp_path / "logging.jsonl")
+    assert train == [(1, 3.13345838)] and ev == [(2, 2.14793229)]
+    assert info["completed"] and info["best_metric"] == 1.75688398
+    assert diagnose_log(tmp_path).state == "unknown"
