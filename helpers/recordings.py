@@ -132,3 +132,44 @@ def _timeline(log: Path) -> list[float]:
         if "elapsed_time" in d:
             out.append(_seconds(d["elapsed_time"]))
     return out
+
+
+EXAM_NAMES = {"base_test": "base model, 10-question exam", "tuned_test": "fine-tuned, 10-question exam",
+              "base_100": "base model, 100-question exam", "tuned_100": "fine-tuned, 100-question exam"}
+
+
+def save_exams(track: str, best_run: str, **results) -> Path:
+    """Keep the exam results of a recorded track run (base and fine-tuned) beside its recordings."""
+    dest = paths.RECORDINGS_DIR / track / "exams.json"
+    if dest.exists():
+        raise FileExistsError(f"{paths.short(dest)} exists. Fix: move it away first (recordings are never overwritten).")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"best_run": best_run, **{k: v.to_json() for k, v in results.items()}}
+    dest.write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+    return dest
+
+
+class RecordedExams:
+    """The recorded exam results of one track, as ExamResult objects plus a score table."""
+
+    def __init__(self, track: str):
+        from .exams import ExamResult
+
+        f = paths.RECORDINGS_DIR / track / "exams.json"
+        raw = json.loads(f.read_text())
+        self.best_run = raw.pop("best_run")
+        self.results = {k: ExamResult.from_json(v) for k, v in raw.items()}
+        for k, v in self.results.items():
+            setattr(self, k, v)
+
+    def table(self) -> str:
+        lines = [f"best run: {self.best_run}", f"{'':32}{'seed':>6}{'strict':>8}{'format %':>10}{'seconds':>9}"]
+        for key, title in EXAM_NAMES.items():
+            r = self.results.get(key)
+            if r:
+                lines.append(f"{title:32}{r.seed_score:>6}{r.strict_score:>8}{r.format_rate:>10}{r.seconds:>9.0f}")
+        return "\n".join(lines)
+
+
+def recorded_exams(track: str = "cpu") -> RecordedExams:
+    return RecordedExams(track)

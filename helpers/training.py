@@ -102,9 +102,8 @@ class Run:
 
     @property
     def diagnosis(self) -> diagnosis.Diagnosis:
-        train, evals, info = self.curves()
-        return diagnosis.diagnose(train, evals, max_steps=info.get("max_steps"),
-                                  interrupted=self.status == "interrupted")
+        """The automatic verdict on swift's log (learning-rate schedule aware; see helpers/diagnosis.py)."""
+        return diagnosis.diagnose_log(self.log_path, interrupted=True if self.status == "interrupted" else None)
 
     def stop(self) -> None:
         """Stop a run that is training in the background (`sft(..., wait=False)`)."""
