@@ -267,9 +267,9 @@ def learning_rate_explorer(run, a_grid, cost_fn, lr=0.5, steps=10, lr_range=(0.0
 
     plt = _plt()
     lr_slider = widgets.FloatSlider(value=lr, min=lr_range[0], max=lr_range[1], step=0.01,
-                                    description="learning rate", readout_format=".2f",
+                                    description="learning rate", readout_format=".2f", continuous_update=False,
                                     style={"description_width": "initial"})
-    steps_slider = widgets.IntSlider(value=steps, min=1, max=40, description="steps")
+    steps_slider = widgets.IntSlider(value=steps, min=1, max=40, description="steps", continuous_update=False)
 
     def draw():
         path = run(lr_slider.value, steps_slider.value)
@@ -282,7 +282,10 @@ def learning_rate_explorer(run, a_grid, cost_fn, lr=0.5, steps=10, lr_range=(0.0
         plt.close(fig)
         return fig
 
-    display(widgets.HBox([lr_slider, steps_slider]))
+    controls = widgets.HBox([lr_slider, steps_slider])
+    bundle = controls._repr_mimebundle_()
+    bundle["text/plain"] = "[sliders: learning rate, steps (they move with a running kernel)]"
+    display(bundle, raw=True)
     handle = display(draw(), display_id=True)
 
     def redraw(_change):

@@ -136,7 +136,7 @@ def test_learning_rate_explorer_redraws_on_slider_change(monkeypatch):
         def update(self, obj):
             shown.append(obj)
 
-    def fake_display(obj, display_id=False):
+    def fake_display(obj, display_id=False, raw=False):
         shown.append(obj)
         return Handle() if display_id else None
 
