@@ -54,7 +54,7 @@ def _row_problem(row) -> str | None:
         if m["role"] != "system" and not (isinstance(m.get("content"), str) and m["content"].strip()):
             return f"empty {m['role']} content — fix: write the {m['role']} text"
     if not ANS_RE.search(msgs[-1]["content"]):
-        return "the assistant answer has no {{ans:...}} tag — fix: end the answer with {{ans:N}}"
+        return "no {{ans:...}} tag in the assistant answer — fix: end the answer with {{ans:N}}"
     return None
 
 

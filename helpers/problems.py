@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable
 
 SEED = 2_7
-INSTRUCTION = "Work it out step by step, then write the final number as {{ans:xxx}}, for example {{ans:25}}."
+DATA_DIR = Path(__file__).resolve().parent.parent / "resources" / "2_7"
+INSTRUCTION = "Reason step by step, then give the final number as {{ans:xxx}}, e.g. {{ans:25}}."
 SPLIT_SIZES = {"exam_100": 100, "val": 100, "train_1k": 1000}  # train_100 = first 100 rows of train_1k
 
 NAMES = ["Lily", "Tom", "Mia", "Ben", "Xiaoli", "Mingming", "Anna", "Leo", "Dongdong", "Sara", "Hong", "Max"]
@@ -93,8 +94,7 @@ def _name(r: random.Random) -> str:
         lambda p: int(p["total"] * (Fraction(1, p["a"]) + Fraction(1, p["b"]))))
 def _book(p):
     t, a, b = p["total"], p["a"], p["b"]
-    q = (f"{p['name']} has a {t}-page book. On day one she reads 1/{a} of it and on day two 1/{b} of it. "
-         f"How many pages has she read in the two days?")
+    q = f"{p['name']} reads 1/{a} of a {t}-page book on day one and 1/{b} of it on day two. How many pages in all?"
     d1, d2 = t // a, t // b
     return q, [f"Day 1 = {t} ÷ {a} = {d1} pages.", f"Day 2 = {t} ÷ {b} = {d2} pages.",
                f"Total = {d1} + {d2} = {d1 + d2} pages."], d1 + d2
@@ -302,8 +302,7 @@ def _money_left_draw(r):
         lambda p: sum([p["pa"]] * p["a"] + [p["pb"]] * p["b"]))
 def _two_purchases(p):
     a, pa, b, pb = p["a"], p["pa"], p["b"], p["pb"]
-    q = (f"A football costs {pa} yuan and a volleyball costs {pb} yuan. A school buys {a} footballs and "
-         f"{b} volleyballs. What is the total cost in yuan?")
+    q = f"A football costs {pa} yuan and a volleyball {pb} yuan. A school buys {a} footballs and {b} volleyballs. Total yuan?"
     return q, [f"Footballs = {a} × {pa} = {a * pa} yuan.", f"Volleyballs = {b} × {pb} = {b * pb} yuan.",
                f"Total = {a * pa} + {b * pb} = {a * pa + b * pb} yuan."], a * pa + b * pb
 
@@ -321,8 +320,8 @@ def _unit_price(p):
 def _shopping(p):
     a, pa, b, pb, paid = p["a"], p["pa"], p["b"], p["pb"], p["paid"]
     x, y = a * pa, b * pb
-    q = (f"Mom buys {a} kg of apples at {pa} yuan per kg and {b} kg of pears at {pb} yuan per kg. She pays with "
-         f"{paid} yuan. How much change does she get?")
+    q = (f"Mom buys {a} kg of apples at {pa} yuan/kg and {b} kg of pears at {pb} yuan/kg. She pays {paid} yuan. "
+         f"How much change does she get?")
     return q, [f"Apples = {a} × {pa} = {x} yuan.", f"Pears = {b} × {pb} = {y} yuan.",
                f"Total = {x} + {y} = {x + y} yuan.", f"Change = {paid} - {x + y} = {paid - x - y} yuan."], \
         paid - x - y
@@ -556,7 +555,7 @@ def card_table(seed: int = SEED) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "resources" / "2_7")
+    ap.add_argument("--out", type=Path, default=DATA_DIR)
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--card", action="store_true", help="print the per-family count table instead of writing")
     args = ap.parse_args(argv)

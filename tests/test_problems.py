@@ -1,0 +1,112 @@
+"""The word-problem generator: deterministic, correct by an independent check, disjoint splits."""
+
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from helpers import data, problems
+from helpers.problems import FAMILIES
+
+LESSON_ANSWERS = [78, 400, 60, 7, 25, 15, 30, 33, 364, 600]
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return problems.generate_splits()
+
+
+def test_at_least_25_families():
+    assert len(FAMILIES) >= 25
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_answer_matches_independent_check(name):
+    fam = FAMILIES[name]
+    for seed in range(300):
+        p = fam.make(random.Random(seed))
+        assert isinstance(p.answer, int) and p.answer > 0, (name, p.params)
+        assert p.answer == fam.check(p.params), (name, p.params, p.answer)
+        assert str(p.answer) in p.steps[-1], "the last step must show the answer"
+        assert all(len(step) < 90 for step in p.steps), "steps stay short: one formula per line"
+
+
+def test_same_seed_same_problems():
+    fam = FAMILIES["calendar_days"]
+    assert [fam.make(random.Random(5)).question for _ in range(3)] == [fam.make(random.Random(5)).question] * 3
+    assert problems.generate_splits(1)["val"][0].question != problems.generate_splits(2)["val"][0].question
+
+
+def test_lesson_exam_and_demo_facts():
+    assert [p.answer for p in problems.lesson_test_problems()] == LESSON_ANSWERS
+    for p in problems.lesson_test_problems() + [problems.demo_problem()]:
+        assert p.answer == FAMILIES[p.family].check(p.params)
+    assert problems.demo_problem().answer == 648
+    assert "May 9" in problems.lesson_test_problems()[7].question
+
+
+def test_written_files_are_reproducible_and_committed(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    problems.main(["--out", str(first)])
+    problems.main(["--out", str(second)])
+    for path in sorted(first.iterdir()):
+        assert path.read_bytes() == (second / path.name).read_bytes()
+        committed = problems.DATA_DIR / path.name
+        assert committed.read_bytes() == path.read_bytes(), f"{committed} is stale: run python -m helpers.problems"
+
+
+def test_split_sizes(splits):
+    sizes = {name: len(rows) for name, rows in splits.items()}
+    assert sizes == {"exam_100": 100, "val": 100, "train_1k": 1000, "train_100": 100, "test": 10, "demo": 1}
+    assert splits["train_100"] == splits["train_1k"][:100]
+
+
+def test_splits_share_no_question(splits):
+    held = ["test", "demo", "train_1k", "val", "exam_100"]  # train_100 is a prefix of train_1k by design
+    owner = {}
+    for name in held:
+        for p in splits[name]:
+            assert p.question not in owner, f"{p.question!r} in {owner.get(p.question)} and {name}"
+            owner[p.question] = name
+
+
+def test_every_family_in_train_and_exam_and_exam_balanced(splits):
+    for name in ("train_1k", "exam_100"):
+        assert {p.family for p in splits[name]} == set(FAMILIES)
+    counts = Counter(p.family for p in splits["exam_100"]).values()
+    assert max(counts) - min(counts) <= 1
+
+
+def test_row_format_exactly_the_course_one():
+    for path in sorted(problems.DATA_DIR.glob("*.jsonl")):
+        assert data.validate_file(path) == [], path
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+            assert row["messages"][0]["content"] == ""
+            user = row["messages"][1]["content"]
+            assert user.startswith("#Output#\n") and "\n#Math Problem#\n" in user and "{{ans:" in user
+            answer = row["messages"][2]["content"]
+            assert answer.endswith("}}") and "\n\n{{ans:" in answer
+            assert json.dumps(row, ensure_ascii=False) == line
+
+
+def test_rows_are_short_for_a_small_model():
+    from transformers import AutoTokenizer
+
+    from helpers.models import embedded_model
+
+    tok = AutoTokenizer.from_pretrained(embedded_model().path)
+    # chatml exactly as ms-swift renders it for these rows: the empty system turn adds no block
+    texts = [f"<|im_start|>user\n{r['messages'][1]['content']}<|im_end|>\n<|im_start|>assistant\n"
+             f"{r['messages'][2]['content']}<|im_end|>\n" for r in data.read_rows(problems.DATA_DIR / "train_1k.jsonl")]
+    lengths = [len(ids) for ids in tok(texts)["input_ids"]]
+    assert sum(n > 160 for n in lengths) <= len(lengths) * 0.02
+    assert max(lengths) <= 180
+
+
+def test_card_table_lists_every_family():
+    table = problems.card_table()
+    assert all(f"| {name} |" in table for name in FAMILIES)
+    assert "| **total** | 1 | 10 | 100 | 1000 | 100 | 100 |" in table
