@@ -320,11 +320,9 @@ def _unit_price(p):
 def _shopping(p):
     a, pa, b, pb, paid = p["a"], p["pa"], p["b"], p["pb"], p["paid"]
     x, y = a * pa, b * pb
-    q = (f"Mom buys {a} kg of apples at {pa} yuan/kg and {b} kg of pears at {pb} yuan/kg. She pays {paid} yuan. "
-         f"How much change does she get?")
-    return q, [f"Apples = {a} × {pa} = {x} yuan.", f"Pears = {b} × {pb} = {y} yuan.",
-               f"Total = {x} + {y} = {x + y} yuan.", f"Change = {paid} - {x + y} = {paid - x - y} yuan."], \
-        paid - x - y
+    q = f"Mom buys {a} kg of apples at {pa} yuan/kg and {b} kg of pears at {pb} yuan/kg, paying {paid} yuan. Change?"
+    return q, [f"Apples = {a} × {pa} = {x}.", f"Pears = {b} × {pb} = {y}.", f"Total = {x} + {y} = {x + y}.",
+               f"Change = {paid} - {x + y} = {paid - x - y} yuan."], paid - x - y
 
 
 def _shopping_draw(r):
