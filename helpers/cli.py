@@ -116,7 +116,8 @@ def _replay(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m helpers", description="Fine-Tuning Lab helpers")
+    parser = argparse.ArgumentParser(prog="python -m helpers", description="Fine-Tuning Lab helpers",
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="verb", required=True)
     sub.add_parser("check", help="environment report and the track that will be used").set_defaults(func=_check)
     p = sub.add_parser("prepare", help="convert the embedded model once (idempotent)")
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--max_new_tokens", type=int, default=256)
     p.set_defaults(func=_exam)
-    p = sub.add_parser("sft", help="one experiment: swift sft with live log, diagnosis at the end; "
+    p = sub.add_parser("sft", allow_abbrev=False, help="one experiment: swift sft with live log, diagnosis at the end; "
                                     "extra `--flag value` pairs go to swift")
     p.add_argument("--model", default=None)
     p.add_argument("--dataset", default="train_100")

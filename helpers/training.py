@@ -103,6 +103,8 @@ class Run:
     @property
     def diagnosis(self) -> diagnosis.Diagnosis:
         """The automatic verdict on swift's log (learning-rate schedule aware; see helpers/diagnosis.py)."""
+        if not self.log_path.is_file():  # stopped before swift logged anything
+            return diagnosis.diagnose([], [], interrupted=self.status == "interrupted")
         return diagnosis.diagnose_log(self.log_path, interrupted=True if self.status == "interrupted" else None)
 
     def stop(self) -> None:
@@ -262,8 +264,8 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     if deepspeed:
         extra["deepspeed"] = deepspeed
     env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
-    n_rows = train_rows or len(data.read_rows(train_path))
     _check_data([p for p in (train_path, val_path) if p], model, params["max_length"])
+    n_rows = train_rows or len(data.read_rows(train_path))
     _check_disk(_need_disk_gb(model, params, n_rows))
 
     label = label or f"lr{learning_rate}-r{lora_rank}-e{num_train_epochs}-{train_path.stem}"

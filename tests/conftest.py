@@ -1,0 +1,8 @@
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("FTLAB_TRACK", "ci")
+os.environ.setdefault("MPLBACKEND", "Agg")

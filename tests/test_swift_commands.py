@@ -1,0 +1,79 @@
+"""Every command the course builds uses flags that the installed ms-swift really has."""
+
+from pathlib import Path
+
+import pytest
+
+from helpers import models, swift_runner, tracks
+from helpers.training import resolve_dataset
+
+
+def _flags(args):
+    return [a[2:] for a in args if a.startswith("--")]
+
+
+@pytest.mark.parametrize("track", ["gpu", "cpu", "ci"])
+def test_every_experiment_command_uses_real_sft_flags(track, tmp_path):
+    model = models.lesson_model(Path("model")) if track == "gpu" else models.get_model("embedded")
+    known = swift_runner.known_flags("sft")
+    for e in tracks.experiments(track):
+        params = dict(e.params)
+        checked = swift_runner.check_params(**{k: params.pop(k) for k in swift_runner.LESSON_FLAGS})
+        dataset = params.pop("dataset")
+        extra = {k: v for k, v in params.items() if k not in ("train_rows", "val_rows")}  # sft() options, not flags
+        args = swift_runner.sft_command(model, resolve_dataset(dataset), resolve_dataset("val"), checked,
+                                        tmp_path / f"exp{e.number}", extra)
+        missing = [f for f in _flags(args) if f not in known]
+        assert not missing, f"{track} experiment {e.number}: ms-swift has no {missing}"
+
+
+def test_gpu_track_is_the_lessons_exact_command():
+    model = models.lesson_model(Path("model"))
+    e = tracks.experiments("gpu")[2]
+    args = swift_runner.sft_command(model, resolve_dataset("train_100"), resolve_dataset("val"),
+                                    swift_runner.check_params(**{k: e.params[k] for k in swift_runner.LESSON_FLAGS}),
+                                    Path("output/gpu/003-exp3"))
+    text = swift_runner.printable("sft", args)
+    for piece in ("--learning_rate 5e-5", "--lora_rank 4", "--num_train_epochs 50",
+                  "--per_device_train_batch_size 16", "--max_length 512", "--eval_steps 20",
+                  "--model model --model_type qwen2 --template qwen2_5", "--check_model false"):
+        assert piece in text, piece
+
+
+def test_export_and_multi_gpu_flags_exist():
+    known = swift_runner.known_flags("export")
+    assert all(f in known for f in _flags(swift_runner.export_command(Path("output/x/checkpoint-5"))))
+    assert all(f in swift_runner.known_flags("sft") for f in ("deepspeed", "fsdp"))
+
+
+def test_renamed_lesson_flags_get_a_fix():
+    with pytest.raises(ValueError, match=r"--eval_step \(renamed: use eval_steps\)"):
+        swift_runner.check_flags(["eval_step"])
+    with pytest.raises(ValueError, match="--ckpt_dir"):
+        swift_runner.check_flags(["ckpt_dir"], "export")
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(learning_rate=0), "must be > 0"),
+    (dict(learning_rate=-1e-4), "must be > 0"),
+    (dict(learning_rate="fast"), "not a number"),
+    (dict(lora_rank=0), "must be > 0"),
+    (dict(lora_rank=2.5), "whole number"),
+    (dict(batch_size=0), "must be > 0"),
+    (dict(num_train_epochs=float("nan")), "must be"),
+    (dict(max_length=8), "must be >= 16"),
+])
+def test_bad_parameters_are_rejected_with_a_reason(bad, match):
+    params = dict(learning_rate=1e-4, lora_rank=8, num_train_epochs=1, batch_size=8, max_length=512, eval_steps=20)
+    with pytest.raises(ValueError, match=match):
+        swift_runner.check_params(**params | bad)
+
+
+def test_printed_command_quotes_awkward_paths():
+    text = swift_runner.printable("sft", ["--dataset", "p2_Build LLM Q&A System/data.jsonl"])
+    assert "'p2_Build LLM Q&A System/data.jsonl'" in text
+
+
+def test_multi_gpu_env_is_shown_in_the_command():
+    text = swift_runner.printable("sft", ["--deepspeed", "zero2"], {"NPROC_PER_NODE": "4"})
+    assert text.startswith("NPROC_PER_NODE=4 swift sft") and "--deepspeed zero2" in text

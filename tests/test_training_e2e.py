@@ -1,0 +1,140 @@
+"""Real ci-track training with ms-swift on the embedded model, from a course folder named like the
+lesson's ("p2_Build LLM Q&A System"): live log, diagnosis, merge, merged model answers, interrupt."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A copy of the course in a folder whose path has spaces and '&'."""
+    dest = tmp_path_factory.mktemp("acp") / "p2_Build LLM Q&A System"
+    shutil.copytree(ROOT / "helpers", dest / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "resources" / "2_7", dest / "resources" / "2_7")
+    return dest
+
+
+def _env():
+    return {**os.environ, "FTLAB_TRACK": "ci", "FTLAB_CACHE": str(ROOT / ".cache"), "PYTHONUNBUFFERED": "1"}
+
+
+SCRIPT = r"""
+import json, time
+from helpers import sft, merge, exam, experiments
+from helpers.training import watch, _PROCS
+from helpers.paths import DATA_DIR
+
+p = experiments("ci")[1].params
+run = sft(**p, label="e2e & live", wait=False, show=False)
+proc = _PROCS[run.run_dir]
+live = 0
+while proc.poll() is None:
+    train, evals, _ = run.curves()
+    if train and proc.poll() is None:
+        live = len(train)
+        break
+    time.sleep(0.2)
+watch(run, proc, show=False)
+d = run.diagnosis
+merged = merge(run, show=False)
+again = merge(run, show=False)
+answer = exam(merged, DATA_DIR / "demo.jsonl", max_new_tokens=16, save_to=False, progress=False).items[0].response
+print(json.dumps({"live": live, "status": run.status, "state": d.state, "dir": str(run.run_dir),
+                  "best": str(run.best_checkpoint), "last": str(run.last_checkpoint), "merged": str(merged),
+                  "again": str(again), "answer": answer, "command": run.command}))
+"""
+
+
+def test_train_live_diagnose_merge_answer(course):
+    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=course, env=_env(), capture_output=True, text=True,
+                         timeout=540)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["live"] >= 1, "a log point must be visible while swift is still training"
+    assert r["status"] == "finished"
+    assert r["state"] in ("failed", "underfitting", "overfitting", "converged", "unknown")
+    run_dir = Path(r["dir"])
+    assert str(course) in r["dir"] and run_dir.is_dir()
+    assert Path(r["best"]).parent == run_dir and Path(r["last"]).name.startswith("checkpoint-")
+    assert r["merged"] == r["again"] and (Path(r["merged"]) / "ftlab_merge.json").is_file()
+    assert r["answer"].strip()
+    assert "--output_dir output/ci/" in r["command"]  # relative to the course folder: no machine paths
+    meta = json.loads((run_dir / "ftlab_run.json").read_text())
+    assert meta["status"] == "finished" and meta["versions"]["ms-swift"]
+
+
+def test_runs_never_overwrite_each_other(course):
+    from helpers import training
+
+    made = []
+    env_before = os.environ.get("FTLAB_OUTPUT")
+    try:
+        base = course / "output"
+        training.paths.OUTPUT_DIR, old = base, training.paths.OUTPUT_DIR
+        made = [training._new_run_dir("ci", "same label") for _ in range(3)]
+    finally:
+        training.paths.OUTPUT_DIR = old
+        if env_before is not None:
+            os.environ["FTLAB_OUTPUT"] = env_before
+    assert len({m.name for m in made}) == 3 and all(m.is_dir() for m in made)
+
+
+def test_ctrl_c_stops_the_whole_swift_process_group(course):
+    cmd = [sys.executable, "-m", "helpers", "sft", "--dataset", "train_100", "--train_rows", "40", "--val_rows", "4",
+           "--batch_size", "2", "--max_length", "256", "--eval_steps", "50", "--num_train_epochs", "3",
+           "--label", "interrupt me", "--gradient_accumulation_steps", "1", "--dataloader_num_workers", "0"]
+    proc = subprocess.Popen(cmd, cwd=course, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    me = psutil.Process(proc.pid)
+    deadline = time.time() + 120
+    trainer = []
+    while time.time() < deadline and not trainer:
+        trainer = [p for p in me.children(recursive=True) if "sft.py" in " ".join(p.cmdline())]
+        time.sleep(0.5)
+    assert trainer, "swift's trainer process never started"
+    time.sleep(3)
+    family = me.children(recursive=True)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    gone, alive = psutil.wait_procs(family, timeout=max(0.1, 5 - (time.time() - t0)))
+    assert not alive, f"left running: {[p.pid for p in alive]}"
+    assert time.time() - t0 < 8
+    assert proc.returncode == 130, out[-2000:]
+    run_dir = sorted((course / "output" / "ci").glob("*-interrupt-me"))[-1]
+    meta = json.loads((run_dir / "ftlab_run.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert (run_dir / "swift.log").stat().st_size > 0  # the partial log is kept
+
+
+def test_bad_dataset_is_rejected_before_anything_starts(course, tmp_path):
+    bad = tmp_path / "bad & broken.jsonl"
+    good = (course / "resources" / "2_7" / "train_100.jsonl").read_text().splitlines()
+    bad.write_text("\n".join(good[:3] + ["{not json"] + good[4:6]) + "\n")
+    before = set((course / "output" / "ci").glob("*")) if (course / "output" / "ci").exists() else set()
+    out = subprocess.run([sys.executable, "-m", "helpers", "sft", "--dataset", str(bad), "--max_length", "256"],
+                         cwd=course, env=_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert f"{bad}:4:" in out.stderr
+    after = set((course / "output" / "ci").glob("*")) if (course / "output" / "ci").exists() else set()
+    assert after == before, "no run folder may be created for rejected input"
+
+
+def test_unknown_flag_is_rejected_by_name_not_by_swift_later(course):
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-m", "helpers", "sft", "--max_length", "256", "--eval_step", "5"],
+                         cwd=course, env=_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "renamed: use eval_steps" in out.stderr
+    assert time.time() - t0 < 30
