@@ -103,17 +103,44 @@ def count_too_long(path: str | Path, tokenizer, max_length: int) -> int:
     """How many rows are longer than `max_length` tokens once the chat template is applied.
 
     ms-swift's default `--truncation_strategy delete` drops such rows silently; this counts them first.
-    `tokenizer` may be a Hugging Face tokenizer (its chat template) or an ms-swift template (exactly what
+    `tokenizer` may be a model folder (fast: see token_lengths), a Hugging Face tokenizer, or an ms-swift template (exactly what
     training sees; `helpers.exam.swift_template(model)` builds one). With a tokenizer, an empty system turn
     is kept as an empty block, so the count can only err on the long side by a few tokens.
     """
+    rows = read_rows(path)
+    if hasattr(tokenizer, "template_meta"):  # an ms-swift Template
+        return sum(len(tokenizer.encode({"messages": r["messages"]})["input_ids"]) > max_length for r in rows)
+    if isinstance(tokenizer, (str, Path)):
+        return sum(n > max_length for n in token_lengths(tokenizer, rows))
     too_long = 0
-    for row in read_rows(path):
-        if hasattr(tokenizer, "template_meta"):  # an ms-swift Template
-            ids = tokenizer.encode({"messages": row["messages"]})["input_ids"]
-        else:
-            ids = tokenizer.apply_chat_template(row["messages"], tokenize=True)
-            if hasattr(ids, "keys"):
-                ids = ids["input_ids"]
-        too_long += len(ids) > max_length
+    for row in rows:
+        ids = tokenizer.apply_chat_template(row["messages"], tokenize=True)
+        too_long += len(ids["input_ids"] if hasattr(ids, "keys") else ids) > max_length
     return too_long
+
+
+def token_lengths(model_dir: str | Path, rows: list[dict]) -> list[int]:
+    """Chat-template token counts using only `tokenizers` and jinja2 (no transformers/torch import: ~0.1 s).
+
+    Renders the model's own chat template from tokenizer_config.json, as transformers does.
+    """
+    import jinja2.sandbox
+    from tokenizers import Tokenizer
+
+    model_dir = Path(model_dir)
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    source = cfg.get("chat_template")
+    if not source and (model_dir / "chat_template.jinja").is_file():
+        source = (model_dir / "chat_template.jinja").read_text(encoding="utf-8")
+
+    def _raise(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise
+    template = env.from_string(source)
+    special = {k: cfg.get(k) for k in ("bos_token", "eos_token")}
+    special = {k: (v.get("content") if isinstance(v, dict) else v) or "" for k, v in special.items()}
+    texts = [template.render(messages=r["messages"], add_generation_prompt=False, **special) for r in rows]
+    return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]

@@ -187,34 +187,38 @@ def resolve_dataset(dataset) -> Path:
     return p
 
 
-def _subset(path: Path, rows: int | None, run_dir: Path) -> Path:
-    """The first `rows` lines of a dataset, written into the run folder (the cpu/ci tracks train on fewer rows)."""
+def _first_rows(path: Path | None, rows: int | None) -> list[str]:
+    """The dataset lines a run will use: all of them, or the first `rows` (the cpu and ci tracks)."""
+    if path is None:
+        return []
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if rows and rows > len(lines):
+        raise ValueError(f"{paths.short(path)} has {len(lines)} rows, fewer than the {rows} asked for.")
+    return lines[:rows] if rows else lines
+
+
+def _subset(path: Path, rows: int | None, lines: list[str], run_dir: Path) -> Path:
+    """Write the first `rows` lines into the run folder, so the run's data stays with it."""
     if not rows:
         return path
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if rows > len(lines):
-        raise ValueError(f"{paths.short(path)} has {len(lines)} rows, fewer than the {rows} asked for.")
     out = run_dir / "data" / f"{path.stem}_first{rows}.jsonl"
     out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(lines[:rows]) + "\n", encoding="utf-8")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
 
 
-def _check_data(files: list[Path], model: models.Model, max_length: int) -> None:
-    problems = data.validate_files([str(f) for f in files])
-    if problems:
-        raise ValueError("The dataset has problems (nothing was started):\n" + "\n".join(problems[:20]))
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model.path)
-    for f in files:
-        n_rows = len(data.read_rows(f))
-        too_long = data.count_too_long(f, tok, max_length)
-        if too_long == n_rows:
-            raise ValueError(f"{paths.short(f)}: all {n_rows} rows are longer than max_length={max_length} tokens; "
-                             "swift would drop every one. Fix: raise max_length.")
+def _check_lengths(files: dict, model: models.Model, max_length: int) -> None:
+    """Rows longer than max_length are dropped silently by swift (--truncation_strategy delete): say so first."""
+    for path, lines in files.items():
+        if path is None:
+            continue
+        lengths = data.token_lengths(model.path, [json.loads(ln) for ln in lines])
+        too_long = sum(n > max_length for n in lengths)
+        if too_long == len(lines):
+            raise ValueError(f"{paths.short(path)}: all {len(lines)} rows are longer than max_length={max_length} "
+                             "tokens; swift would silently drop every one. Fix: raise max_length.")
         if too_long:
-            print(f"Note: {too_long} of {n_rows} rows in {paths.short(f)} exceed max_length={max_length}; "
+            print(f"Note: {too_long} of {len(lines)} rows in {paths.short(path)} exceed max_length={max_length}; "
                   "swift drops them silently (--truncation_strategy delete).")
 
 
@@ -264,14 +268,18 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     if deepspeed:
         extra["deepspeed"] = deepspeed
     env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
-    _check_data([p for p in (train_path, val_path) if p], model, params["max_length"])
-    n_rows = train_rows or len(data.read_rows(train_path))
-    _check_disk(_need_disk_gb(model, params, n_rows))
+    problems = data.validate_files([str(p) for p in (train_path, val_path) if p])
+    if problems:
+        raise ValueError("The dataset has problems (nothing was started):\n" + "\n".join(problems[:20]))
+    train_lines, val_lines = _first_rows(train_path, train_rows), _first_rows(val_path, val_rows)
+    _check_lengths({train_path: train_lines, val_path: val_lines}, model, params["max_length"])
+    _check_disk(_need_disk_gb(model, params, len(train_lines)))
 
     label = label or f"lr{learning_rate}-r{lora_rank}-e{num_train_epochs}-{train_path.stem}"
     run_dir = _new_run_dir(track, label)
-    train_file = _subset(train_path, train_rows, run_dir)
-    val_file = _subset(val_path, val_rows, run_dir) if val_path else None
+    train_file = _subset(train_path, train_rows, train_lines, run_dir)
+    val_file = _subset(val_path, val_rows, val_lines, run_dir) if val_path else None
+    n_rows = len(train_lines)
     args = swift_runner.sft_command(model, train_file, val_file, params, run_dir, extra)
     run = Run(run_dir=run_dir, label=label, params={**params, "dataset": paths.short(train_path),
               "train_rows": n_rows, "val_rows": val_rows}, extra=extra, model=model.name,
