@@ -1,0 +1,150 @@
+"""Exam scoring rules, result objects, model resolution, swift-identical prompts and a tiny real exam."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+import helpers.exam as ex
+from helpers.models import embedded_model
+
+DATA = ex.paths.DATA_DIR
+
+
+def row(question, answer):
+    return {"messages": [{"role": "system", "content": ""},
+                         {"role": "user", "content": f"#Output#\nSolve.\n#Math Problem#\n{question}"},
+                         {"role": "assistant", "content": f"Steps.\n\n{{{{ans:{answer}}}}}"}]}
+
+
+# ---------------------------------------------------------------- rules
+
+def test_seed_rule_over_credits_a_number_inside_a_bigger_one():
+    assert ex.seed_score("so she read 780 pages", "78") == 0.5
+    assert not ex.strict_correct("so she read 780 pages", "78")
+    assert ex.seed_score("answer {{ans:78}}", "78") == 1.0
+    assert ex.seed_score("no idea", "78") == 0.0
+
+
+@pytest.mark.parametrize("response, expected, ok", [
+    ("{{ans: 1,200}}", "1200", True),
+    ("{{ans:1200}}", "1,200", True),
+    ("{{ans:60.0}}", "60", True),
+    ("{{ ans : 60 }}", 60, True),
+    ("{{ans:61}}", "60", False),
+    ("{{ans:60}} wait, {{ans:61}}", "60", False),   # only the last tag counts
+    ("{{ans:61}} wait, {{ans:60}}", "60", True),
+    ("{{ans:sixty}}", "60", False),
+    ("60", "60", False),
+])
+def test_strict_rule(response, expected, ok):
+    assert ex.strict_correct(response, expected) is ok
+
+
+def test_format():
+    assert ex.has_format("x\n\n{{ans:5}}") and ex.has_format("{{ans: 1,200}}")
+    assert not ex.has_format("the answer is 5") and not ex.has_format("{{ans:?}}")
+
+
+# ---------------------------------------------------------------- results
+
+@pytest.fixture
+def result():
+    rows = [row("Q one", 78), row("Q two", 60), row("Q <three>", 5)]
+    return ex.score_responses(rows, ["I get 780 pages", "{{ans:60.0}}", "<b>{{ans:4}}</b>"], model="m",
+                              dataset="x/test.jsonl")
+
+
+def test_scores(result):
+    assert [i.seed for i in result.items] == [0.5, 0.5, 0.0]  # "60" is inside "60.0": half a point
+    assert (result.seed_score, result.strict_score, result.format_rate) == (33, 33, 67)
+    assert "seed score 33, strict score 33" in result.summary()
+
+
+def test_save_never_overwrites_and_round_trips(result, tmp_path):
+    first = result.save(tmp_path / "exam-test.json")
+    second = result.save(tmp_path / "exam-test.json")
+    assert (first.name, second.name) == ("exam-test.json", "exam-test-2.json")
+    saved = json.loads(first.read_text())
+    assert saved["strict_score"] == 33 and saved["items"][0]["response"] == "I get 780 pages"
+    assert ex.ExamResult.load(first).seed_score == result.seed_score
+
+
+def test_html_table_escapes_text(result):
+    page = result._repr_html_()
+    assert "&lt;b&gt;" in page and "<b>{{" not in page and "Q &lt;three&gt;" in page
+    assert page.count("<tr>") == 4
+
+
+def test_compare(result):
+    tuned = ex.score_responses([row("Q one", 78), row("Q two", 60), row("Q <three>", 5)],
+                               ["{{ans:78}}", "{{ans:60}}", "{{ans:5}}"])
+    table = ex.compare(result, tuned)
+    assert "strict_score" in str(table) and "+67" in table._repr_html_()
+    with pytest.raises(ValueError):
+        ex.compare(result, ex.score_responses([row("other", 1)], ["1"]))
+
+
+def test_over_credit_example(result):
+    assert ex.over_credit_example(result).startswith("**Real example") and "780" in ex.over_credit_example(result)
+    clean = ex.score_responses([row("Q", 5)], ["{{ans:5}}"])
+    assert ex.over_credit_example(clean).startswith("**Constructed example**")
+
+
+def test_response_count_must_match():
+    with pytest.raises(ValueError, match="one response per row"):
+        ex.score_responses([row("Q", 1)], [])
+
+
+# ---------------------------------------------------------------- what to load
+
+def test_resolve_model_run_and_adapter(tmp_path):
+    model = embedded_model()
+    base, mtype, tmpl, adapter, home, _ = ex._resolve(model)
+    assert (base, mtype, tmpl, adapter) == (model.path, "llama", "chatml", None)
+    ckpt = tmp_path / "v0-x" / "checkpoint-5"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/nowhere"}))
+    (ckpt / "args.json").write_text(json.dumps({"model": str(model.path), "model_type": "llama",
+                                                "template": "chatml"}))
+    run = SimpleNamespace(best_checkpoint=None, last_checkpoint=str(ckpt))
+    assert ex._resolve(run)[:5] == (model.path, "llama", "chatml", ckpt, ckpt)
+    with pytest.raises(ValueError, match="neither a model folder"):
+        ex._resolve(tmp_path)
+    with pytest.raises(ValueError, match="no checkpoint yet"):
+        ex._resolve(SimpleNamespace(best_checkpoint=None, last_checkpoint=None))
+
+
+def test_exam_rejects_an_invalid_dataset(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    with pytest.raises(ValueError, match="bad.jsonl:1: bad JSON"):
+        ex.exam(embedded_model(), bad)
+
+
+# ---------------------------------------------------------------- the real model
+
+@pytest.fixture(scope="module")
+def loaded():
+    return ex.load_for_exam(embedded_model())
+
+
+def test_prompt_ids_equal_what_swift_trains_on(loaded):
+    example = ex.data.read_rows(DATA / "test.jsonl")[0]
+    prompt = ex.encode_prompt(loaded.template, example)
+    trainer = ex.swift_template(embedded_model().path, "llama", "chatml")
+    trainer.set_mode("train")
+    encoded = trainer.encode(example)
+    first_label = next(k for k, label in enumerate(encoded["labels"]) if label != -100)
+    assert prompt == encoded["input_ids"][:first_label]
+    text = loaded.tokenizer.decode(prompt)
+    assert text.startswith("<|im_start|>user\n#Output#") and text.endswith("<|im_start|>assistant\n")
+
+
+def test_tiny_real_exam_batched_equals_one_by_one(loaded, tmp_path):
+    out = tmp_path / "exam.json"
+    result = ex.exam(None, DATA / "test.jsonl", limit=2, max_new_tokens=16, save_to=out, loaded=loaded,
+                     progress=False)
+    assert result.n == 2 and out.is_file() and all(i.response for i in result.items)
+    loop = ex.lesson_loop_exam(None, DATA / "test.jsonl", limit=2, max_new_tokens=16, loaded=loaded)
+    assert [i.response for i in loop.items] == [i.response for i in result.items]
