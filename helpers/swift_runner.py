@@ -117,10 +117,11 @@ def arg_path(path: Path) -> str:
     """A path as passed to swift: relative to the course folder when inside it, never starting with '-'."""
     p = Path(path).resolve()
     try:
-        rel = p.relative_to(paths.COURSE_ROOT)
-        return str(rel)
+        rel = str(p.relative_to(paths.COURSE_ROOT))
     except ValueError:
         return str(p)
+    # a file named like a flag in the course folder itself ('--learning_rate=9.jsonl') must stay a path
+    return os.path.join(".", rel) if rel.startswith("-") else rel
 
 
 def _flag_value(value) -> str:
