@@ -150,14 +150,64 @@ def lesson_model(folder: Path | None = None) -> Model:
     return Model(LESSON_NAME, folder or paths.LESSON_MODEL_DIR, "qwen2", "qwen2_5", 1.54, False)
 
 
-def get_model(name: str | None = None, require_gpu: bool = True) -> Model:
+# Hugging Face config `model_type` -> (ms-swift model_type, template) for local folders
+_LOCAL_TYPES = {"qwen2": ("qwen2", "qwen2_5"), "llama": ("llama", None)}
+
+
+def _chat_template(folder: Path) -> str:
+    text = ""
+    if (folder / "chat_template.jinja").is_file():
+        text += (folder / "chat_template.jinja").read_text(encoding="utf-8", errors="replace")
+    try:
+        text += str(json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template") or "")
+    except (OSError, ValueError):
+        pass
+    return text
+
+
+def local_model(folder: os.PathLike | str) -> Model:
+    """A Hugging Face model folder on disk (config.json + *.safetensors); model_type and template are
+    read from its config.json and chat template."""
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such model folder — fix: check the path, or pass a model name.")
+    if folder == embedded_dir().resolve():
+        return embedded_model()
+    fix = "fix: pass a Hugging Face model folder (config.json, *.safetensors, tokenizer files) or a model name"
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: no config.json — {fix}.")
+    weights = list(folder.glob("*.safetensors"))
+    if not weights:
+        raise ValueError(f"{folder}: no model weights (*.safetensors) — {fix}; re-download or re-convert it.")
+    try:
+        hf_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except ValueError as exc:
+        raise ValueError(f"{folder}/config.json: not valid JSON ({exc}) — {fix}.") from None
+    if hf_type not in _LOCAL_TYPES:
+        raise ValueError(f"{folder}: model_type {hf_type!r} is not one this course knows ({sorted(_LOCAL_TYPES)}) — "
+                         "fix: build Model(name, path, model_type, template, ...) with ms-swift's names.")
+    model_type, template = _LOCAL_TYPES[hf_type]
+    if template is None:
+        if "<|im_start|>" not in _chat_template(folder):
+            raise ValueError(f"{folder}: a llama model without a ChatML chat template — fix: build "
+                             "Model(name, path, 'llama', TEMPLATE, ...) with ms-swift's template name.")
+        template = "chatml"
+    size_b = sum(w.stat().st_size for w in weights) / 4e9  # float32 estimate, for memory arithmetic only
+    return Model(folder.name, folder, model_type, template, round(size_b, 3), False)
+
+
+def get_model(name: str | os.PathLike | None = None, require_gpu: bool = True) -> Model:
     """Return the model to train. `None` picks by track: lesson model on the gpu track, else embedded.
 
-    Asking for the lesson model without a GPU, or offline without a local copy, prints one sentence and
-    falls back to the embedded model; it never waits on a hub timeout.
+    A path to a model folder is used as it is (`local_model`). Asking for the lesson model without a GPU,
+    or offline without a local copy, prints one sentence and falls back to the embedded model; it never
+    waits on a hub timeout.
     """
     from . import environment
 
+    if name is not None and (isinstance(name, os.PathLike) or Path(name).is_dir()
+                             or str(name).startswith(("/", "./", "../", "~"))):
+        return local_model(Path(name).expanduser())
     if name is None:
         name = LESSON_NAME if environment.detect_track().name == "gpu" else EMBEDDED_NAME
     key = name.lower().replace("_", "-").split("/")[-1]
