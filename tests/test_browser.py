@@ -1,0 +1,297 @@
+"""The course in a real browser: JupyterLab 4 + Debian's Chromium driven by Playwright.
+
+Notebook 01: run all, move the 'learning rate' slider, the plot redraws.
+Notebook 03 (ci track): run up to the first experiment; a live loss curve appears while swift trains and
+the diagnosis card renders; then a second experiment is interrupted from the browser and no swift
+process survives. Screenshots go to tests/artifacts/ (also on failure).
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.timeout(900)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def _ensure_chromium():
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() == 0:
+        subprocess.run(["bash", str(ROOT / "tools" / "install_browser.sh")], check=False, timeout=600)
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium and this user cannot install it "
+                    "(not root); run `sudo bash tools/install_browser.sh`.")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _swift_procs(course: Path) -> list[psutil.Process]:
+    """Live ms-swift processes started from this course copy."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "swift" in cmd and (p.info["cwd"] == str(course) or str(course) in cmd) and p.status() != "zombie":
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on a copy of the course; yields (base_url, token, course_dir); always stopped by PID."""
+    _ensure_chromium()
+    base = tmp_path_factory.mktemp("browser")
+    course = base / "course copy"
+    for name in ("helpers", "notebooks", "resources"):
+        shutil.copytree(ROOT / name, course / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    settings = base / "lab-settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false"}))
+    token, port = secrets.token_hex(16), _free_port()
+    env = {**os.environ, "FTLAB_TRACK": "ci", "FTLAB_CACHE": str(ROOT / ".cache"),
+           "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(base / "runtime"), "PYTHONUNBUFFERED": "1"}
+    env.pop("MPLBACKEND", None)  # the kernel picks the inline backend itself
+    with open(base / "jupyter.log", "wb") as log:  # the server keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course}", "--LabApp.expose_app_in_browser=True",
+             "--ServerApp.port_retries=0", "--allow-root"],
+            cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("JupyterLab did not start:\n" + (base / "jupyter.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url, token, course
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+        for p in _swift_procs(course):  # swift runs in a session of its own: never leave one behind
+            p.kill()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(base / "jupyter.log", ARTIFACTS / "jupyter.log")
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    failures = request.session.testsfailed
+    yield pg
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    failed = request.session.testsfailed > failures  # the call report is logged before this teardown
+    try:
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}{'-FAILED' if failed else '-end'}.png"), full_page=False)
+    except Exception:  # noqa: BLE001 - a screenshot must never hide the real failure
+        pass
+    if errors:
+        (ARTIFACTS / f"{request.node.name}-page-errors.txt").write_text("\n".join(errors))
+    ctx.close()
+
+
+def _open(page, url, token, notebook) -> str:
+    """Open a notebook in a workspace of its own; return a CSS selector for its panel."""
+    workspace = notebook.split("_")[0]
+    page.goto(f"{url}/lab/workspaces/nb{workspace}/tree/notebooks/{notebook}?token={token}", wait_until="domcontentloaded")
+    page.wait_for_function("""(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                                          return w && w.sessionContext && w.context && w.context.path.endsWith(name)
+                                                 && w.content.widgets.length > 0; }""",
+                           arg=notebook, timeout=120_000)
+    # the kernel is up when the debugger button is enabled (JupyterLab 4); fall back to the kernel status
+    page.wait_for_function(
+        """() => { const w = window.jupyterapp.shell.currentWidget;
+                   const k = w.sessionContext.session && w.sessionContext.session.kernel;
+                   const bug = w.node.querySelector(".jp-DebuggerBugButton[aria-disabled='false']");
+                   return (bug !== null || (k && k.connectionStatus === 'connected')) && k && k.status === 'idle'; }""",
+        timeout=120_000)
+    panel = f"[id='{page.evaluate('window.jupyterapp.shell.currentWidget.id')}']"
+    page.wait_for_selector(f"{panel} .jp-Notebook .jp-Cell", state="attached")
+    return panel
+
+
+IDLE_JS = """() => { const w = window.jupyterapp.shell.currentWidget;
+  const k = w.sessionContext.session && w.sessionContext.session.kernel;
+  const busy = [...w.content.node.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'));
+  return k && k.status === 'idle' && !busy; }"""
+
+
+def _cell_index(page, needle: str) -> int:
+    idx = page.evaluate("""(needle) => window.jupyterapp.shell.currentWidget.content.widgets
+                              .findIndex(c => c.model.sharedModel.getSource().includes(needle))""", needle)
+    assert idx >= 0, f"no cell containing {needle!r}"
+    return idx
+
+
+def _run_cells(page, indices):
+    """Queue cells (like pressing Ctrl-Enter on each); the kernel runs them in order."""
+    page.evaluate("""(indices) => { const app = window.jupyterapp, nb = app.shell.currentWidget.content;
+        for (const i of indices) { nb.activeCellIndex = i; nb.deselectAll(); app.commands.execute('notebook:run-cell'); } }""",
+                  indices)
+
+
+def _settled_src(page, img, quiet_s: float = 2.0, timeout_s: float = 90) -> str:
+    """The image's src once the kernel is idle and the image has not changed for `quiet_s` (each arrow
+    press is one redraw; the last one must have arrived)."""
+    deadline = time.time() + timeout_s
+    last, since = None, time.time()
+    while time.time() < deadline:
+        src = img.get_attribute("src")
+        idle = page.evaluate(IDLE_JS)
+        if src != last or not idle:
+            last, since = src, time.time()
+        elif time.time() - since >= quiet_s:
+            return src
+        time.sleep(0.25)
+    raise AssertionError("the plot never settled")
+
+
+def _shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def test_notebook01_learning_rate_slider_redraws(lab, page):
+    url, token, _ = lab
+    panel = _open(page, url, token, "01_how_models_learn.ipynb")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(1000)
+    page.wait_for_function(IDLE_JS, timeout=300_000, polling=500)
+    errors = page.locator(f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                          has_text="Traceback")
+    assert errors.count() == 0, errors.first.text_content()[:2000]
+
+    label = page.locator(f"{panel} label.widget-label").filter(has_text="learning rate")
+    # text_content, not inner_text: cells outside the viewport are content-visibility:auto (innerText "")
+    labels = [i for i in range(label.count()) if label.nth(i).text_content().strip() == "learning rate"]
+    assert labels, "no slider described exactly 'learning rate'"
+    slider = label.nth(labels[0]).locator("xpath=ancestor::div[contains(@class,'widget-slider')][1]")
+    cell = slider.locator("xpath=ancestor::div[contains(@class,'jp-CodeCell')][1]")
+    img = cell.locator(".jp-OutputArea-output img").last
+    slider.scroll_into_view_if_needed()
+    img.wait_for(state="visible")
+    before = img.get_attribute("src")
+    readout = slider.locator(".widget-readout").text_content().strip()
+    _shot(page, "nb01-slider-before.png")
+
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(20):  # 0.01 per arrow; each key press is a change event (continuous_update=False)
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("([el, old]) => el.querySelector('.jp-OutputArea-output img:last-of-type') && "
+                           "[...el.querySelectorAll('.jp-OutputArea-output img')].pop().src !== old",
+                           arg=[cell.element_handle(), before], timeout=60_000)
+    after = _settled_src(page, img)
+    _shot(page, "nb01-slider-after.png")
+    assert slider.locator(".widget-readout").text_content().strip() != readout
+    assert after and after != before
+
+
+def test_notebook03_first_experiment_live_curve_diagnosis_and_interrupt(lab, page):
+    url, token, course = lab
+    panel = _open(page, url, token, "03_fine_tuning_lab.ipynb")
+    first = _cell_index(page, "run1 = sft(")
+    cell = page.locator(f"{panel} .jp-Notebook .jp-Cell").nth(first)
+    t0 = time.time()
+    _run_cells(page, list(range(first + 1)))
+
+    # the live curve: an image in the experiment cell's output while swift is still training
+    curve = cell.locator(".jp-OutputArea-output img").first
+    curve.wait_for(state="attached", timeout=600_000)
+    saw_live = cell.locator(".ftlab-diagnosis").count() == 0
+    cell.scroll_into_view_if_needed()
+    _shot(page, "nb03-exp1-live.png")
+    card = cell.locator(".ftlab-diagnosis")
+    card.wait_for(state="attached", timeout=300_000)
+    page.wait_for_function(IDLE_JS, timeout=120_000)
+    card.scroll_into_view_if_needed()
+    _shot(page, "nb03-exp1-diagnosis.png")
+    elapsed = time.time() - t0
+    assert saw_live, "the loss curve appeared only together with the diagnosis"
+    assert curve.get_attribute("src").startswith("data:image/png")
+    state = card.locator("span").first.inner_text().strip()
+    assert state in ("failed", "underfitting", "overfitting", "converged", "unknown"), state
+    assert "Next move" in card.inner_text()
+    prompt = cell.locator(".jp-InputPrompt").inner_text()
+    assert "*" not in prompt, prompt
+    errors = page.locator(f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                          has_text="Traceback")
+    assert errors.count() == 0, errors.first.text_content()[:2000]
+    print(f"notebook 03 up to the first experiment: {elapsed:.0f} s")
+
+    # interrupt safety from the browser: start experiment 2, interrupt the kernel while swift runs
+    second = _cell_index(page, "run2 = sft(")
+    _run_cells(page, [second])
+    deadline = time.time() + 120
+    while not _swift_procs(course):
+        assert time.time() < deadline, "swift never started for experiment 2"
+        time.sleep(0.3)
+    time.sleep(2)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
+    page.wait_for_function(IDLE_JS, timeout=60_000)
+    deadline = time.time() + 15
+    while _swift_procs(course) and time.time() < deadline:
+        time.sleep(0.3)
+    left = [(p.pid, p.info["cmdline"]) for p in _swift_procs(course)]
+    cell2 = page.locator(f"{panel} .jp-Notebook .jp-Cell").nth(second)
+    cell2.scroll_into_view_if_needed()
+    _shot(page, "nb03-exp2-interrupted.png")
+    assert not left, f"swift processes survived the kernel interrupt: {left}"
+    assert "Interrupted" in cell2.locator(".jp-OutputArea").inner_text()
+    runs = [json.loads(p.read_text()) for p in (course / "output" / "ci").glob("*/ftlab_run.json")]
+    assert sorted(r["status"] for r in runs) == ["finished", "interrupted"], runs
