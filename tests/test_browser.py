@@ -31,14 +31,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-dev-shm-usage"]
 
 
+def _can_install() -> bool:
+    if os.geteuid() == 0:
+        return True
+    return shutil.which("sudo") is not None and subprocess.run(["sudo", "-n", "true"], capture_output=True,
+                                                               check=False).returncode == 0
+
+
 def _ensure_chromium():
     if CHROMIUM.exists():
         return
-    if os.geteuid() == 0:
-        subprocess.run(["bash", str(ROOT / "tools" / "install_browser.sh")], check=False, timeout=600)
-    if not CHROMIUM.exists():
+    if not _can_install():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium and this user cannot install it "
-                    "(not root); run `sudo bash tools/install_browser.sh`.")
+                    "(not root, no password-less sudo); run `sudo bash tools/install_browser.sh`.")
+    r = subprocess.run(["bash", str(ROOT / "tools" / "install_browser.sh")], capture_output=True, text=True,
+                       timeout=900, check=False)
+    if not CHROMIUM.exists():
+        pytest.fail("tools/install_browser.sh could not install chromium at /usr/bin/chromium:\n" + r.stderr[-2000:])
 
 
 def _free_port() -> int:
