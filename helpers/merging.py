@@ -96,9 +96,14 @@ def merge(run_or_checkpoint, checkpoint: Path | None = None, show: bool = True) 
     if proc.returncode != 0 or not _complete(tmp):
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"swift export failed (exit {proc.returncode}):\n{swift_runner.swift_error(log)}")
-    report = verify(ckpt, tmp)
-    (tmp / "ftlab_merge.json").write_text(json.dumps({**report, "checkpoint": ckpt.name}, indent=1, ensure_ascii=False))
-    os.replace(tmp, merged)
+    try:  # an unverified model must never be left behind, whatever stops us here
+        report = verify(ckpt, tmp)
+        (tmp / "ftlab_merge.json").write_text(json.dumps({**report, "checkpoint": ckpt.name}, indent=1,
+                                                         ensure_ascii=False))
+        os.replace(tmp, merged)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if show:
         print(f"Merged in {time.time() - t0:.0f} s -> {paths.short(merged)}\n"
               f"Tokenizer: {report['tokenizer']}. Smoke question answered identically by adapter and merged model:\n"

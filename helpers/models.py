@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from . import paths, swift_runner
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 LESSON_NAME = "qwen2.5-1.5b-instruct"
@@ -93,6 +93,14 @@ def _convert(out: Path) -> None:
     tok.save_pretrained(out)
 
 
+def _remove_stale_temps(final: Path) -> None:
+    """Temporary folders of conversions whose process is gone (killed hard) are ours to remove."""
+    for p in final.parent.glob(f".{final.name}.*-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not swift_runner.pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def prepare_embedded(force: bool = False, quiet: bool = False) -> Path:
     """Convert the embedded model once. Idempotent; a partial or corrupt cache is detected and rebuilt.
 
@@ -103,6 +111,7 @@ def prepare_embedded(force: bool = False, quiet: bool = False) -> Path:
     if not force and is_complete(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
@@ -114,9 +123,11 @@ def prepare_embedded(force: bool = False, quiet: bool = False) -> Path:
         if not any(n.endswith(".safetensors") for n in files):
             raise RuntimeError(f"conversion wrote no weights into {tmp}")
         (tmp / _MARKER).write_text(json.dumps({"files": files, "source": _GGUF_FILE}, indent=1))
-        if final.exists():  # an incomplete earlier attempt: it is our own cache, replace it
-            shutil.rmtree(final)
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        if final.exists():  # move the previous cache aside first, so a usable folder exists at every instant
+            os.replace(final, old)
         os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:

@@ -110,7 +110,7 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
     live = LiveCurves(f"{run.label} — RECORDING ({run.track} track)") if show else None
     budget = min(max_seconds, (times[-1] if times else 0) / speed) if speed and speed != float("inf") else 0
     shown_t, shown_e = [], []
-    for i, (step, kind, value) in enumerate(points):
+    for step, kind, value in points:
         (shown_t if kind == "t" else shown_e).append((step, value))
         if live and budget > 0:
             live.update(shown_t, shown_e, f"replaying step {step}")

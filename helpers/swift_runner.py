@@ -174,6 +174,18 @@ def launch(verb: str, args: list[str], log_path: Path, env: dict | None = None) 
         log.close()
 
 
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def descendants(pid: int) -> list[int]:
     import psutil
 

@@ -85,5 +85,5 @@ def experiments(track: str | None = None) -> list[Experiment]:
 
 
 # How each track examines: how many questions of each exam (None = all) and the answer length limit
-EXAM = {"gpu": dict(limit=None, max_new_tokens=512), "cpu": dict(limit=None, max_new_tokens=200),
+EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max_new_tokens=128),
         "ci": dict(limit=2, max_new_tokens=24)}

@@ -57,7 +57,7 @@ class Run:
         d["run_dir"] = run_dir
         known = {f for f in cls.__dataclass_fields__}
         run = cls(**{k: v for k, v in d.items() if k in known})
-        if run.status == "running" and not _alive(run.pid):
+        if run.status == "running" and not swift_runner.pid_alive(run.pid):
             run.status = "interrupted"  # the kernel died while it trained
         return run
 
@@ -128,16 +128,6 @@ class Run:
 
 
 _PROCS: dict = {}
-
-
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def versions() -> dict:
