@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import helpers.exam as ex  # noqa: E402
+import helpers.exams as ex  # noqa: E402
 from helpers.models import embedded_model  # noqa: E402
 
 DATASETS = {10: ROOT / "resources/2_7/test.jsonl", 100: ROOT / "resources/2_7/exam_100.jsonl"}

@@ -104,7 +104,7 @@ def count_too_long(path: str | Path, tokenizer, max_length: int) -> int:
 
     ms-swift's default `--truncation_strategy delete` drops such rows silently; this counts them first.
     `tokenizer` may be a model folder (fast: see token_lengths), a Hugging Face tokenizer, or an ms-swift template (exactly what
-    training sees; `helpers.exam.swift_template(model)` builds one). With a tokenizer, an empty system turn
+    training sees; `helpers.exams.swift_template(model)` builds one). With a tokenizer, an empty system turn
     is kept as an empty block, so the count can only err on the long side by a few tokens.
     """
     rows = read_rows(path)

@@ -126,6 +126,9 @@ class Diagnosis:
             "notes": list(self.notes),
         }
 
+    def __repr__(self) -> str:  # the plain-text form of a notebook cell: the card, not the dataclass fields
+        return str(self)
+
     def __str__(self) -> str:
         lines = [f"[{self.state.upper()}] {self.reason}", f"next move: {self.next_move}"]
         lines += [f"note: {n}" for n in self.notes]
@@ -417,5 +420,6 @@ def diagnose_log(path, interrupted: bool | None = None) -> Diagnosis:
         interrupted = not info["completed"]
     d = diagnose(train, evals, max_steps=info["max_steps"], interrupted=interrupted,
                  lr=info["learning_rate"], last_step=info["last_step"])
-    d.evidence["best_model_checkpoint"] = info["best_model_checkpoint"]
+    best = info["best_model_checkpoint"]
+    d.evidence["best_model_checkpoint"] = Path(best).name if best else None  # a folder name, no machine paths
     return d

@@ -65,6 +65,8 @@ def find(name: str) -> Path:
     p = Path(name)
     if p.is_dir():
         return p
+    if (paths.RECORDINGS_DIR / name).is_dir():
+        return paths.RECORDINGS_DIR / name
     hits = sorted(paths.RECORDINGS_DIR.glob(f"*/{name}")) + sorted(paths.RECORDINGS_DIR.glob(f"*/*{name}*"))
     if not hits:
         have = sorted(q.relative_to(paths.RECORDINGS_DIR).as_posix() for q in paths.RECORDINGS_DIR.glob("*/*"))

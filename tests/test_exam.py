@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import helpers.exam as ex
+import helpers.exams as ex
 from helpers.models import embedded_model
 
 DATA = ex.paths.DATA_DIR

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import sys
 import time
@@ -103,6 +104,8 @@ class ExamResult:
 
     def __str__(self) -> str:
         return self.summary()
+
+    __repr__ = __str__  # the plain-text form of a notebook cell: one line, not every answer
 
     def to_json(self) -> dict:
         return {"model": self.model, "dataset": self.dataset, "seconds": round(self.seconds, 2),
@@ -250,6 +253,7 @@ def _read_json(path: Path) -> dict:
 
 def swift_template(model_dir: str | Path, model_type: str | None = None, template_type: str | None = None):
     """The ms-swift template that `swift sft` uses for this model, in inference mode (no hub look-ups)."""
+    os.environ.setdefault("LOG_LEVEL", "ERROR")  # swift's import-time INFO/WARNING lines would clutter the notebook
     from swift.model import get_processor
     from swift.template import get_template
 
@@ -278,6 +282,8 @@ def _resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, P
     if (folder / "adapter_config.json").is_file():
         args = _read_json(folder / "args.json") or _read_json(folder.parent / "args.json")
         base = args.get("model") or _read_json(folder / "adapter_config.json").get("base_model_name_or_path")
+        if base and not Path(base).is_absolute():  # swift records the path as given, from the course folder
+            base = str(paths.COURSE_ROOT / base)
         if not base or not Path(base).is_dir():
             raise ValueError(f"cannot find the base model of adapter {folder} (got {base!r}) — fix: keep the base "
                              f"model folder where it was during training")
@@ -285,6 +291,11 @@ def _resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, P
         return Path(base), args.get("model_type"), args.get("template"), folder, folder, label
     if (folder / "config.json").is_file():
         args = _read_json(folder / "args.json")
+        if not args.get("model_type"):  # a plain model folder: read its type and template from its own files
+            from .models import local_model
+
+            m = local_model(folder)
+            return folder, m.model_type, m.template, None, paths.OUTPUT_DIR / "exams" / m.name, m.name
         return folder, args.get("model_type"), args.get("template"), None, folder, folder.name
     raise ValueError(f"{folder} is neither a model folder (config.json) nor a LoRA checkpoint "
                      f"(adapter_config.json) — fix: pass a Model, a Run, or one of those folders")
@@ -436,14 +447,3 @@ def lesson_loop_exam(model_or_run, dataset, max_new_tokens: int = 256, limit: in
         responses = [_generate(loaded, [encode_prompt(loaded.template, r)], max_new_tokens)[0] for r in rows]
     return score_responses(rows, responses, model=loaded.label, dataset=str(dataset), seconds=time.time() - start,
                            settings={"batch_size": 1, "max_new_tokens": max_new_tokens, "limit": limit})
-
-
-class _CallableModule(type(json)):
-    """`helpers.exam` is both this module and the notebook's `exam()` call: importing the submodule
-    replaces the package's lazy `exam` attribute with the module, so the module forwards calls."""
-
-    def __call__(self, *args, **kwargs) -> ExamResult:
-        return exam(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
