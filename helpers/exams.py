@@ -427,7 +427,7 @@ def exam(model_or_run, dataset, batch_size: int = 16, max_new_tokens: int = 256,
             for k, text in zip(chunk, _generate(loaded, [prompts[k] for k in chunk], max_new_tokens)):
                 responses[k] = text
             bar.update(len(chunk))
-    result = score_responses(rows, responses, model=loaded.label, dataset=str(dataset),
+    result = score_responses(rows, responses, model=loaded.label, dataset=paths.short(dataset),
                              seconds=time.time() - start,
                              settings={"batch_size": batch_size, "max_new_tokens": max_new_tokens,
                                        "device": _device(), "limit": limit, "threads": threads or "auto"})
@@ -445,5 +445,5 @@ def lesson_loop_exam(model_or_run, dataset, max_new_tokens: int = 256, limit: in
     start = time.time()
     with _threads(threads):
         responses = [_generate(loaded, [encode_prompt(loaded.template, r)], max_new_tokens)[0] for r in rows]
-    return score_responses(rows, responses, model=loaded.label, dataset=str(dataset), seconds=time.time() - start,
+    return score_responses(rows, responses, model=loaded.label, dataset=paths.short(dataset), seconds=time.time() - start,
                            settings={"batch_size": 1, "max_new_tokens": max_new_tokens, "limit": limit})

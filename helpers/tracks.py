@@ -42,7 +42,7 @@ CPU_WHY = [
     "5e-5 barely moves a 135 M model in 13 steps on a CPU; 3e-4 shows the same still-falling curves",
     "50 epochs of 100 rows would take an hour here: 30 rows × 12 epochs at 1e-3 memorises just as well",
     "400 of the 1,000 rows, 1 epoch (the lesson's 3 epochs of 1,000 rows would take 25 min here)",
-    "400 rows × 2 epochs: both curves flatten in about 7 minutes",
+    "400 rows × 2 epochs (11 min): the curves flatten, eval still creeping down at the very end",
 ]
 _CI_COMMON = dict(max_length=256, train_rows=12, val_rows=4, gradient_accumulation_steps=1,
                   dataloader_num_workers=0, batch_size=4, eval_steps=1, num_train_epochs=1)
