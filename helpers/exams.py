@@ -214,7 +214,8 @@ def compare(base: ExamResult, tuned: ExamResult) -> Comparison:
 
 
 def _inside_bigger_number(response: str, expected: str) -> bool:
-    return any(expected in m and m != expected for m in re.findall(r"\d[\d,.]*", response))
+    numbers = [m.rstrip(".,") for m in re.findall(r"\d[\d,.]*", response)]  # "12." ends a sentence: it is 12
+    return expected not in numbers and any(expected in m for m in numbers)
 
 
 def over_credit_example(result: ExamResult | None = None) -> str:
