@@ -127,8 +127,8 @@ def check_environment(show: bool = True) -> EnvironmentReport:
         rep.advice.append(f"{gpu['name']} has {gpu['total_gb']:.0f} GiB, under the ~{need:.0f} GiB the lesson needs: "
                           "lower batch_size to 8 or use the cpu track.")
     else:
-        rep.advice.append("No GPU: the cpu track runs the lesson's five experiments on SmolLM2-135M in about "
-                          "25 minutes on 2 cores (peak memory under 8 GiB).")
+        rep.advice.append("No GPU: the cpu track runs the lesson's five experiments on SmolLM2-135M in "
+                          "about 32 minutes on 2 cores (largest process 2.5 GiB).")
     if disk < 5:
         rep.advice.append(f"Only {disk:.1f} GiB of free disk: the gpu track needs ~5 GiB (model 3.1 GiB + checkpoints). "
                           "Free space or delete old runs under output/.")

@@ -39,7 +39,7 @@ a recording, the cell says so in capitals.
 | track | model | where | what it runs |
 |---|---|---|---|
 | `gpu` | Qwen2.5-1.5B-Instruct | one GPU with ≥ 16 GiB (PAI DSW A10) | the lesson's exact five experiments |
-| `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to ~25 min on 2 cores |
+| `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to ~32 min on 2 cores |
 | `ci` | SmolLM2-135M-Instruct | test machines | every code path in seconds, plus replays of real cpu-track runs |
 """)
 
