@@ -17,14 +17,19 @@ from .curves import LiveCurves
 from .training import RUN_FILE, Run
 
 
+def _log_lines(log: Path):
+    """The JSON objects of a swift log, skipping a half-written or blank line."""
+    for line in log.read_text().splitlines():
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue
+
+
 def _portable_log(src: Path, dst: Path) -> None:
     """Copy logging.jsonl keeping only checkpoint folder names (no machine paths in the repo)."""
     out = []
-    for line in src.read_text().splitlines():
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue
+    for d in _log_lines(src):
         for key in ("last_model_checkpoint", "best_model_checkpoint"):
             if d.get(key):
                 d[key] = Path(d[key]).name
@@ -125,15 +130,7 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
 
 
 def _timeline(log: Path) -> list[float]:
-    out = []
-    for line in log.read_text().splitlines():
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue
-        if "elapsed_time" in d:
-            out.append(_seconds(d["elapsed_time"]))
-    return out
+    return [_seconds(d["elapsed_time"]) for d in _log_lines(log) if "elapsed_time" in d]
 
 
 EXAM_NAMES = {"base_test": "base model, 10-question exam", "tuned_test": "fine-tuned, 10-question exam",
