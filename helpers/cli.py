@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -168,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A process started in the background by a non-interactive shell inherits SIGINT as "ignored";
+    # Ctrl-C (or a test's SIGINT) must still stop training cleanly, so take the default handler back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and not getattr(args, "takes_rest", False):

@@ -79,7 +79,12 @@ def _interrupt(proc: subprocess.Popen, watched: set[int], timeout: float = 60) -
     try:
         return proc.wait(timeout=timeout)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # it ignored the interrupt: stop it and its swift session, leave no orphans
+            for pid in [*watched, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]:
+                try:
+                    psutil.Process(pid).kill()
+                except psutil.Error:
+                    pass
             proc.kill()
 
 

@@ -97,19 +97,27 @@ def test_ctrl_c_stops_the_whole_swift_process_group(course):
            "--label", "interrupt me", "--gradient_accumulation_steps", "1", "--dataloader_num_workers", "0"]
     proc = subprocess.Popen(cmd, cwd=course, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     me = psutil.Process(proc.pid)
-    deadline = time.time() + 120
-    trainer = []
-    while time.time() < deadline and not trainer:
-        trainer = [p for p in me.children(recursive=True) if "sft.py" in " ".join(p.cmdline())]
-        time.sleep(0.5)
-    assert trainer, "swift's trainer process never started"
-    time.sleep(3)
-    family = me.children(recursive=True)
-    t0 = time.time()
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    gone, alive = psutil.wait_procs(family, timeout=max(0.1, 5 - (time.time() - t0)))
-    assert not alive, f"left running: {[p.pid for p in alive]}"
+    family = []
+    try:
+        deadline = time.time() + 120
+        trainer = []
+        while time.time() < deadline and not trainer:
+            trainer = [p for p in me.children(recursive=True) if "sft.py" in " ".join(p.cmdline())]
+            time.sleep(0.5)
+        assert trainer, "swift's trainer process never started"
+        time.sleep(3)
+        family = me.children(recursive=True)
+        t0 = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        gone, alive = psutil.wait_procs(family, timeout=max(0.1, 5 - (time.time() - t0)))
+        assert not alive, f"left running: {[p.pid for p in alive]}"
+    finally:  # whatever failed above, leave no training behind
+        for p in [*family, me]:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
     assert time.time() - t0 < 8
     assert proc.returncode == 130, out[-2000:]
     run_dir = sorted((course / "output" / "ci").glob("*-interrupt-me"))[-1]
