@@ -404,7 +404,7 @@ def _rows_for(dataset, limit):
     return data.read_rows(dataset)[:limit]
 
 
-def exam(model_or_run, dataset, batch_size: int = 16, max_new_tokens: int = 256, save_to=None,
+def exam(model_or_run, dataset, batch_size: int = 32, max_new_tokens: int = 256, save_to=None,
          limit: int | None = None, progress: bool = True, loaded: _Loaded | None = None,
          threads: int | None = None) -> ExamResult:
     """Answer every question greedily in batches and score them.
