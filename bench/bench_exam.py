@@ -52,12 +52,12 @@ def run(n: int, loaded, batch_sizes: list[int], max_new_tokens: int, threads: in
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, action="append", choices=sorted(DATASETS), help="exam size (repeatable)")
-    ap.add_argument("--batch-size", type=int, action="append", help="batched exam batch size (repeatable; 16)")
+    ap.add_argument("--batch-size", type=int, action="append", help="batched exam batch size (repeatable; default 32, as exam())")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: idle cores)")
     args = ap.parse_args(argv)
     threads = args.threads or ex.cpu_threads()  # fixed once, so both paths run with the same threads
-    sizes = args.batch_size or [16]
+    sizes = args.batch_size or [32]
     print(f"torch threads: {threads} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), "
           f"batch sizes {sizes}, max_new_tokens {args.max_new_tokens}", flush=True)
     loaded = ex.load_for_exam(embedded_model())

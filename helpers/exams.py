@@ -15,7 +15,6 @@ import html
 import json
 import os
 import re
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field

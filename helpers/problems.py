@@ -22,10 +22,10 @@ import random
 import statistics
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 SEED = 2_7
 DATA_DIR = Path(__file__).resolve().parent.parent / "resources" / "2_7"
@@ -154,7 +154,7 @@ def _discount(p):
 
 # ---------------------------------------------------------------- geometry
 
-@family("rect_perimeter", lambda r: {"w": (w := r.randint(20, 120)), "d": r.randint(10, 100), "unit": "cm"},
+@family("rect_perimeter", lambda r: {"w": r.randint(20, 120), "d": r.randint(10, 100), "unit": "cm"},
         lambda p: 2 * (p["w"] + p["d"]) + 2 * p["w"])
 def _rect_perimeter(p):
     w, d = p["w"], p["d"]
@@ -168,9 +168,9 @@ def _rect_perimeter(p):
 @family("rect_area", lambda r: {"l": r.randint(5, 40), "w": r.randint(3, 25)},
         lambda p: sum(p["w"] for _ in range(p["l"])))
 def _rect_area(p):
-    l, w = p["l"], p["w"]
-    q = f"A rectangular garden is {l} meters long and {w} meters wide. What is its area in square meters?"
-    return q, [f"Area = {l} × {w} = {l * w} square meters."], l * w
+    length, w = p["l"], p["w"]
+    q = f"A rectangular garden is {length} meters long and {w} meters wide. What is its area in square meters?"
+    return q, [f"Area = {length} × {w} = {length * w} square meters."], length * w
 
 
 @family("square_perimeter", lambda r: {"s": r.randint(4, 99)}, lambda p: p["s"] + p["s"] + p["s"] + p["s"])
@@ -201,9 +201,9 @@ def _triangle_yield(p):
 @family("cuboid_volume", lambda r: {"l": r.randint(2, 20), "w": r.randint(2, 12), "h": r.randint(2, 10)},
         lambda p: math.prod([p["l"], p["w"], p["h"]]))
 def _cuboid(p):
-    l, w, h = p["l"], p["w"], p["h"]
-    q = f"A box is {l} cm long, {w} cm wide and {h} cm high. What is its volume in cubic centimeters?"
-    return q, [f"Volume = {l} × {w} × {h} = {l * w * h} cubic centimeters."], l * w * h
+    length, w, h = p["l"], p["w"], p["h"]
+    q = f"A box is {length} cm long, {w} cm wide and {h} cm high. What is its volume in cubic centimeters?"
+    return q, [f"Volume = {length} × {w} × {h} = {length * w * h} cubic centimeters."], length * w * h
 
 
 # ---------------------------------------------------------------- multiples and divisors
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.card:
         print(card_table(args.seed))
         return 0
-    for split, path in write_splits(args.out, args.seed).items():
+    for path in write_splits(args.out, args.seed).values():
         print(f"{path}: {sum(1 for _ in path.open(encoding='utf-8'))} rows")
     return 0
 
