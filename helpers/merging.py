@@ -10,57 +10,29 @@ from pathlib import Path
 
 from . import paths, swift_runner
 
-SMOKE_QUESTION = ("A triangular field has a base of 18 m and a height of 6 m. Each square metre yields 12 kg "
-                  "of radishes. How many kilograms does the field yield?")
-
 
 def _complete(folder: Path) -> bool:
     return (folder / "config.json").is_file() and any(folder.glob("*.safetensors")) and (
         folder / "tokenizer_config.json").is_file()
 
 
-def _base_model_dir(checkpoint: Path) -> Path:
-    args = json.loads((checkpoint / "args.json").read_text())
-    p = Path(args["model"])
-    return p if p.is_absolute() else paths.COURSE_ROOT / p
-
-
-def _load(folder: Path, adapter: Path | None = None):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(folder)
-    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    if adapter is not None:
-        from peft import PeftModel
-
-        lm = PeftModel.from_pretrained(lm, adapter)
-    return tok, lm.eval()
-
-
-def greedy_answer(tok, lm, question: str, max_new_tokens: int = 40) -> str:
-    import torch
-
-    ids = tok.apply_chat_template([{"role": "system", "content": ""}, {"role": "user", "content": question}],
-                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        out = lm.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-    return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-
-
 def verify(checkpoint: Path, merged: Path) -> dict:
-    """Tokenizer identical to the base model's; merged model and adapter give the same greedy answer."""
-    base = _base_model_dir(checkpoint)
-    tok_base, lm_adapter = _load(base, checkpoint)
-    tok_merged, lm_merged = _load(merged)
+    """Tokenizer identical to the base model's; merged model and adapter give the same greedy answer
+    to the demo question (loaded and prompted exactly as the exam does)."""
+    from .exams import exam, load_for_exam
+
+    adapter, full = load_for_exam(checkpoint), load_for_exam(merged)  # adapter's tokenizer is the base model's
     sample = "Area = 18 × 6 ÷ 2 = 54 m². {{ans:648}} <|im_start|>"
-    if tok_base(sample)["input_ids"] != tok_merged(sample)["input_ids"] or len(tok_base) != len(tok_merged):
+    if adapter.tokenizer(sample)["input_ids"] != full.tokenizer(sample)["input_ids"] or \
+            len(adapter.tokenizer) != len(full.tokenizer):
         raise RuntimeError(f"{merged}: tokenizer differs from the base model's. Fix: delete the folder and merge again.")
-    a = greedy_answer(tok_base, lm_adapter, SMOKE_QUESTION)
-    b = greedy_answer(tok_merged, lm_merged, SMOKE_QUESTION)
-    if a != b:
-        raise RuntimeError(f"merged model answers differently from the adapter:\n adapter: {a!r}\n merged:  {b!r}")
-    return {"tokenizer": "identical to base", "smoke_question": SMOKE_QUESTION, "answer": a}
+    demo = paths.DATA_DIR / "demo.jsonl"
+    a, b = (exam(None, demo, max_new_tokens=40, save_to=False, progress=False, loaded=m).items[0]
+            for m in (adapter, full))
+    if a.response != b.response:
+        raise RuntimeError(f"merged model answers differently from the adapter:\n adapter: {a.response!r}\n"
+                           f" merged:  {b.response!r}")
+    return {"tokenizer": "identical to base", "smoke_question": a.question, "answer": a.response}
 
 
 def merge(run_or_checkpoint, checkpoint: Path | None = None, show: bool = True) -> Path:
