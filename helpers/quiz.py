@@ -52,17 +52,22 @@ def static_html(question: Question) -> str:
     )
 
 
-class WithFallback(widgets.VBox):
-    """A VBox whose display bundle also carries static HTML for frontends without widgets."""
+QUIZ_PLAIN = "Quiz (open in JupyterLab with a running kernel to answer interactively)"
 
-    def __init__(self, children, fallback: str):
+
+class WithFallback(widgets.VBox):
+    """A VBox whose display bundle also carries static HTML (and a plain-text line) for frontends
+    without widgets."""
+
+    def __init__(self, children, fallback: str, plain: str = QUIZ_PLAIN):
         super().__init__(children)
         self._fallback = fallback
+        self._plain = plain
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
         bundle["text/html"] = self._fallback
-        bundle["text/plain"] = "Quiz (open in JupyterLab with a running kernel to answer interactively)"
+        bundle["text/plain"] = self._plain
         return bundle
 
 
