@@ -29,7 +29,8 @@ from pathlib import Path
 
 SEED = 2_7
 DATA_DIR = Path(__file__).resolve().parent.parent / "resources" / "2_7"
-INSTRUCTION = "Reason step by step, then give the final number as {{ans:xxx}}, e.g. {{ans:25}}."
+# No example number: a model that copied one would score whenever it happened to be an answer.
+INSTRUCTION = "Reason step by step, then give the final number in the form {{ans:number}}."
 SPLIT_SIZES = {"exam_100": 100, "val": 100, "train_1k": 1000}  # train_100 = first 100 rows of train_1k
 
 NAMES = ["Lily", "Tom", "Mia", "Ben", "Xiaoli", "Mingming", "Anna", "Leo", "Dongdong", "Sara", "Hong", "Max"]
@@ -443,6 +444,92 @@ def _average_draw(r):
     return {"xs": xs + [last], "name": _name(r)}
 
 
+# ---------------------------------------------------------------- other wordings (training rows only)
+
+def _when(k: int) -> str:
+    return "next year" if k == 1 else f"in {k} years"
+
+
+def _laps(n: int) -> str:
+    return "one lap" if n == 1 else f"{n} laps"
+
+
+# A learner's exam is worded by somebody else, so a small model must not tie a solution to one sentence.
+# Training rows of these families take one of these wordings at random (same numbers, same solution);
+# the held-out splits keep each family's first wording, so the exams are as they were.
+REWORDINGS: dict[str, list[Callable[[dict], str]]] = {
+    "book_fractions": [
+        lambda p: (f"A book has {p['total']} pages. On Monday {p['name']} reads 1/{p['a']} of it and on Tuesday "
+                   f"1/{p['b']} of it. How many pages has {p['name']} read in the two days?"),
+        lambda p: (f"{p['name']} borrows a {p['total']}-page novel, gets through 1/{p['a']} of the pages the first "
+                   f"evening and 1/{p['b']} of them the next evening. How many pages is that altogether?"),
+    ],
+    "rect_perimeter": [
+        lambda p: (f"A rectangle is {p['w'] + p['d']} {p['unit']} long. Its width is {p['d']} {p['unit']} less "
+                   f"than the length. Find the perimeter in {p['unit']}."),
+        lambda p: (f"The length of a rectangular board is {p['w'] + p['d']} {p['unit']} and it is {p['d']} "
+                   f"{p['unit']} narrower than it is long. How many {p['unit']} is it all the way around?"),
+    ],
+    "lcm_groups": [
+        lambda p: (f"Some pencils can be packed {p['ns'][0]} to a box, {p['ns'][1]} to a box or {p['ns'][2]} to a "
+                   f"box, and none are left over. What is the fewest pencils there can be?"),
+        lambda p: (f"Counting a pile of stamps by {p['ns'][0]}s, by {p['ns'][1]}s or by {p['ns'][2]}s leaves "
+                   f"nothing over. At least how many stamps are in the pile?"),
+    ],
+    "lcm_buses": [
+        lambda p: (f"Route 1 buses depart every {p['ab'][0]} minutes and route 2 buses every {p['ab'][1]} minutes. "
+                   f"Both have just departed at the same moment. How many minutes until they next depart together?"),
+        lambda p: (f"One bell rings every {p['ab'][0]} minutes and another every {p['ab'][1]} minutes. They just "
+                   f"rang at the same time. After at least how many minutes do they ring together again?"),
+    ],
+    "age_times": [
+        lambda p: (f"Dongdong is {p['young']} years old and Grandpa is {p['old']} this year. {_when(p['k']).capitalize()}, "
+                   f"how many times as old as Dongdong will Grandpa be?"),
+        lambda p: (f"This year Grandpa's age is {p['old']} and Dongdong's is {p['young']}. What will Grandpa's age "
+                   f"divided by Dongdong's age be {_when(p['k'])}?"),
+    ],
+    "money_left": [
+        lambda p: (f"{p['name']} goes shopping with {p['have']} yuan and buys {p['n']} tubes of shuttlecocks, each "
+                   f"costing {p['price']} yuan. How much money is left, in yuan?"),
+        lambda p: (f"A tube of shuttlecocks costs {p['price']} yuan. {p['name']} pays for {p['n']} tubes out of "
+                   f"{p['have']} yuan. How many yuan remain?"),
+    ],
+    "ratio_part": [
+        lambda p: (f"A farm has {p['a'] * p['k']} chickens. The number of chickens to the number of ducks is "
+                   f"{p['a']}:{p['b']}. How many ducks does the farm have?"),
+        lambda p: (f"Chickens and ducks live in a yard, chickens to ducks {p['a']} to {p['b']}. If {p['a'] * p['k']} "
+                   f"of them are chickens, how many are ducks?"),
+    ],
+    "calendar_days": [
+        lambda p: (f"A school fair ran from {MONTHS[p['m'] - 1]} {p['d1']} to {MONTHS[p['m']]} {p['d2']}, both days "
+                   f"included. How many days did it run?"),
+        lambda p: (f"Workers paved a road from {MONTHS[p['m'] - 1]} {p['d1']} until {MONTHS[p['m']]} {p['d2']}. "
+                   f"Counting the first and the last day, how many days did they work?"),
+    ],
+    "two_purchases": [
+        lambda p: (f"A school buys {p['a']} footballs at {p['pa']} yuan each and {p['b']} volleyballs at {p['pb']} "
+                   f"yuan each. How many yuan does it pay altogether?"),
+        lambda p: (f"Footballs cost {p['pa']} yuan each and volleyballs {p['pb']} yuan each. What do {p['a']} "
+                   f"footballs and {p['b']} volleyballs cost in total, in yuan?"),
+    ],
+    "track_left": [
+        lambda p: (f"Mingming plans to run {p['km']} km on a track of {p['lap']} meters per lap. So far he has done "
+                   f"{_laps(p['laps'])}. How many meters are still to go?"),
+        lambda p: (f"The school track measures {p['lap']} meters around. Mingming's goal is {p['km']} km and he "
+                   f"has completed {_laps(p['laps'])}. How many more meters does he need?"),
+    ],
+}
+
+
+def reword(problem: Problem, rng: random.Random) -> Problem:
+    """The same exercise in one of its family's wordings (the first wording included), chosen by `rng`."""
+    wordings = REWORDINGS.get(problem.family, [])
+    pick = rng.randrange(len(wordings) + 1)
+    if pick == 0:
+        return problem
+    return Problem(problem.family, wordings[pick - 1](problem.params), problem.steps, problem.answer, problem.params)
+
+
 # ---------------------------------------------------------------- the lesson's exam and demo
 
 TEST_ITEMS = [
@@ -520,6 +607,9 @@ def generate_splits(seed: int = SEED) -> dict[str, list[Problem]]:
                 out.append(prob)
         rng.shuffle(out)
         splits[split] = out
+    # wordings come from a generator of their own, so every split keeps its numbers
+    wording_rng = random.Random(seed + 1)
+    splits["train_1k"] = [reword(p, wording_rng) for p in splits["train_1k"]]
     splits["train_100"] = splits["train_1k"][:100]
     splits["test"] = lesson_test_problems()
     splits["demo"] = [demo_problem()]

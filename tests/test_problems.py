@@ -113,3 +113,39 @@ def test_card_table_lists_every_family():
 
 def test_data_card_table_is_current():
     assert problems.card_table() in (problems.DATA_DIR.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_no_number_in_the_prompt_is_an_answer(splits):
+    """An example number in the instruction would hand out credit whenever it is an answer: none may be."""
+    import re
+
+    answers = {p.answer for rows in splits.values() for p in rows}
+    for path in sorted(problems.DATA_DIR.glob("*.jsonl")):
+        for line_no, row in enumerate(data.read_rows(path), 1):
+            user = row["messages"][1]["content"]
+            prompt = user.partition("#Math Problem#")[0]  # everything the model sees besides the question
+            leaked = {int(n) for n in re.findall(r"\d+", prompt)} & answers
+            assert not leaked, f"{path.name}:{line_no}: prompt number(s) {sorted(leaked)} are answers in the data"
+    assert not re.search(r"\d", problems.INSTRUCTION), "the instruction shows the tag without an example number"
+
+
+@pytest.mark.parametrize("name", sorted(problems.REWORDINGS))
+def test_rewordings_keep_every_number_of_the_exercise(name):
+    """Another wording must ask the same exercise: every number of the first wording appears in it."""
+    import re
+
+    fam = FAMILIES[name]
+    for seed in range(50):
+        p = fam.make(random.Random(seed))
+        wanted = Counter(re.findall(r"\d+", p.question))
+        for wording in problems.REWORDINGS[name]:
+            text = wording(p.params)
+            assert not wanted - Counter(re.findall(r"\d+", text)), (name, p.question, text)
+            assert text != p.question
+
+
+def test_training_rows_use_several_wordings_and_held_out_splits_one(splits):
+    reworded = [p for p in splits["train_1k"] if p.question != FAMILIES[p.family].problem(p.params).question]
+    assert {p.family for p in reworded} == set(problems.REWORDINGS)
+    for split in ("exam_100", "val"):
+        assert all(p.question == FAMILIES[p.family].problem(p.params).question for p in splits[split])
