@@ -73,7 +73,30 @@ NEXT_MOVES = {
     "converged": "done: take best_model_checkpoint to the exam",
     "unknown": "wait for more logged points (or log more often: --logging_steps)",
 }
+# the lesson's "cause" column: why a run ends up in each state
+CAUSES = {
+    "failed": "the learning rate is far too large: every step jumps past the bottom of the loss valley",
+    "underfitting": "the model has not finished learning: too few steps (epochs) for what the data can teach",
+    "overfitting": "the model is memorising its training rows: too many epochs for this much data",
+    "converged": "the model has learned what this data can teach at this setting",
+    "unknown": "the run is too short to tell",
+}
 NO_EVAL_NOTE = "no validation set — cannot tell over- from underfitting"
+# evidence keys as a learner reads them (the JSON keeps the short names)
+EVIDENCE_LABELS = {
+    "train_start": "train loss at the start", "train_min": "train loss minimum (smoothed)",
+    "train_min_step": "… at step", "train_end": "train loss at the end (smoothed)",
+    "train_drop": "train loss fell by (fraction of start)", "train_gave_back": "share of the fall given back",
+    "train_tail_share": "share of the train fall in the second half", "train_tail_t": "t-statistic of the late train slope",
+    "train_next_run_change": "projected train change over a run as long again",
+    "eval_first": "eval loss at the first evaluation", "eval_min": "eval loss minimum", "eval_min_step": "… at step",
+    "eval_last": "eval loss at the last evaluation", "eval_last_step": "… at step",
+    "eval_tolerance": "\"at the minimum\" tolerance", "eval_tail_share": "share of the eval fall in the second half",
+    "eval_next_run_change": "projected eval change over a run as long again",
+    "smoothing_window": "smoothing window (points)", "time_axis": "time measured in",
+    "n_train": "train points", "n_eval": "eval points", "last_step": "last step", "max_steps": "planned steps",
+    "best_model_checkpoint": "best checkpoint",
+}
 
 
 def thresholds_table() -> str:
@@ -129,29 +152,53 @@ class Diagnosis:
     def __repr__(self) -> str:  # the plain-text form of a notebook cell: the card, not the dataclass fields
         return str(self)
 
+    @property
+    def cause(self) -> str:
+        return CAUSES.get(self.state, CAUSES["unknown"])
+
+    def observation(self) -> str:
+        """Start, minimum and end of each curve, as a learner can read them off the plot."""
+        ev = self.evidence
+        parts = []
+        if ev.get("train_start") is not None and ev.get("train_end") is not None:
+            parts.append(f"train loss {_f(ev['train_start'])} at the start → lowest {_f(ev['train_min'])} "
+                         f"(step {ev['train_min_step']}) → {_f(ev['train_end'])} at step {ev['last_step']}")
+        if ev.get("eval_first") is not None:
+            parts.append(f"eval loss {_f(ev['eval_first'])} at the first evaluation → lowest {_f(ev['eval_min'])} "
+                         f"(step {ev['eval_min_step']}) → {_f(ev['eval_last'])} at step {ev['eval_last_step']}")
+        return "; ".join(parts) or "no curve yet"
+
     def __str__(self) -> str:
-        lines = [f"[{self.state.upper()}] {self.reason}", f"next move: {self.next_move}"]
+        lines = [f"[{self.state.upper()}]",
+                 f"observation: {self.observation()}",
+                 f"cause:       {self.cause}",
+                 f"adjustment:  {self.next_move}",
+                 f"rule:        {self.reason}"]
         lines += [f"note: {n}" for n in self.notes]
-        ev = self.to_dict()["evidence"]
-        lines += [f"  {k}: {v}" for k, v in ev.items()]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         e = html.escape
         color = COLORS.get(self.state, COLORS["unknown"])
         rows = "".join(
-            f"<tr><td style='padding:0 8px 0 0'>{e(str(k))}</td><td>{e(v if isinstance(v, str) else json.dumps(v))}</td></tr>"
+            f"<tr><td style='padding:0 8px 0 0'>{e(EVIDENCE_LABELS.get(k, k))}</td>"
+            f"<td>{e(v if isinstance(v, str) else json.dumps(v))}</td></tr>"
             for k, v in self.to_dict()["evidence"].items()
         )
         notes = "".join(f"<li>{e(n)}</li>" for n in self.notes)
+        row = "<tr><th style='text-align:left;padding:2px 10px 2px 0;vertical-align:top'>{}</th><td>{}</td></tr>"
         return (
             "<div class='ftlab-diagnosis' style='border:1px solid #ccc;border-radius:6px;"
-            "padding:8px 12px;max-width:680px;font-family:sans-serif'>"
-            f"<span style='background:{color};color:#fff;padding:2px 10px;border-radius:10px;"
-            f"font-weight:bold'>{e(self.state)}</span> {e(self.reason)}"
-            f"<p style='margin:6px 0'><b>Next move:</b> {e(self.next_move)}</p>"
+            "padding:8px 12px;max-width:720px;font-family:sans-serif'>"
+            "<table style='border-collapse:collapse'>"
+            + row.format("Observation", e(self.observation()))
+            + row.format("State", f"<span style='background:{color};color:#fff;padding:2px 10px;"
+                                  f"border-radius:10px;font-weight:bold'>{e(self.state)}</span>")
+            + row.format("Cause", e(self.cause))
+            + row.format("Adjustment", e(self.next_move))
+            + "</table>"
             + (f"<ul style='margin:4px 0'>{notes}</ul>" if notes else "")
-            + "<details><summary>evidence</summary>"
+            + f"<details><summary>the rule and the numbers behind it</summary><p style='margin:4px 0'>{e(self.reason)}</p>"
             f"<table style='font-size:90%'>{rows}</table></details></div>"
         )
 

@@ -226,7 +226,15 @@ def test_html_and_text_cards_are_deterministic():
     html = a._repr_html_()
     assert diagnosis.COLORS["overfitting"] in html and "overfitting" in html and "provisional" in html
     assert "<script" not in html
-    assert str(a).startswith("[OVERFITTING]") and "next move:" in str(a)
+    text = str(a)
+    assert text.startswith("[OVERFITTING]") and "adjustment:" in text and "cause:" in text
+    # the card shows curve numbers a learner can find on the plot, not the statistics behind the rule
+    ev = a.evidence
+    for key in ("train_start", "train_min", "eval_first", "eval_min", "eval_last"):
+        assert diagnosis._f(ev[key]) in a.observation(), key
+    assert f"step {ev['eval_min_step']}" in a.observation()
+    assert "next_run_change" not in text and "tail_share" not in text
+    assert "<details>" in html and html.index("Observation") < html.index("<details>")
     assert isinstance(Diagnosis("unknown", "x<y & z")._repr_html_(), str)
     assert "x&lt;y &amp; z" in Diagnosis("unknown", "x<y & z")._repr_html_()
 
