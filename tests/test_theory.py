@@ -149,3 +149,87 @@ def test_learning_rate_explorer_redraws_on_slider_change(monkeypatch):
     assert len(shown) == n_before + 1 and isinstance(shown[-1], matplotlib.figure.Figure)
     steps.value = 3
     assert len(shown) == n_before + 2
+
+
+def test_every_visited_point_lies_on_the_drawn_curve_even_when_the_run_diverges():
+    # notebook 01's learning rate 2.4 walks out to a = 15 while the grid stops at 8
+    grid = np.linspace(-4, 8, 50)
+    path = [-3.0, 7.6, -4.2, 8.9, -5.7, 10.6, -7.5, 12.6, -9.7, 15.1, -12.5]
+    fig, ax = plt.subplots()
+    theory.draw_path(ax, grid, _cost, path, "diverging")
+    curve = ax.lines[0]
+    xs, ys = curve.get_xdata(), curve.get_ydata()
+    assert xs.min() < min(path) and xs.max() > max(path)
+    assert np.allclose(np.interp(path, xs, ys), _cost(np.array(path)), rtol=1e-3, atol=1e-2)
+    plt.close(fig)
+
+
+def test_plot_paths_fits_each_panel_unless_told():
+    grid = np.linspace(-3, 7, 50)
+    fig = theory.plot_paths(grid, _cost, {"small": [0.0, 1.0], "big": [-20.0, 20.0]})
+    small, big = fig.axes
+    assert big.get_ylim()[1] >= _cost(20.0) > small.get_ylim()[1]
+    plt.close(fig)
+    fig = theory.plot_paths(grid, _cost, {"small": [0.0, 1.0], "big": [-20.0, 20.0]}, ylim={"small": (0, 5)})
+    assert fig.axes[0].get_ylim() == (0, 5)
+    plt.close(fig)
+
+
+def test_network_weight_shapes_match_a_torch_stack():
+    import torch
+
+    assert theory.network_weights((3, 4, 4, 2)) == [(4, 3), (4, 4), (2, 4)]
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.Linear(4, 4, bias=False),
+                              torch.nn.Linear(4, 2, bias=False))
+    assert [tuple(layer.weight.shape) for layer in net] == theory.network_weights((3, 4, 4, 2))
+
+
+def test_pictures_carry_the_computed_counts():
+    fig = theory.plot_network((3, 4, 4, 2))
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts) + fig.axes[0].get_title()
+    assert "36 weights" in texts and "= 12 weights" in texts
+    plt.close(fig)
+    fig = theory.plot_lora(1536, 1536, 8, "q_proj")
+    assert "24,576 trainable" in fig.axes[0].get_title() and "2,359,296 frozen" in fig.axes[0].get_title()
+    plt.close(fig)
+    counts = {"freeze": 7_080_192, "adapter": 1_141_440, "lora": 2_442_240, "prompt": 11_520}
+    fig = theory.plot_peft_methods(counts, total=134_515_008)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("2,442,240 numbers (1.816%)" in t for t in titles)
+    assert any(t.startswith("Prompt tuning") and "11,520" in t for t in titles)
+    plt.close(fig)
+
+
+def _bowl(A, B):
+    return (A - 1) ** 2 + 3 * (B - 2) ** 2
+
+
+def test_descent_frame_shows_the_route_so_far_and_the_cost():
+    path = [(0.0, 0.0), (0.5, 1.0), (0.8, 1.6), (1.0, 2.0)]
+    fig = theory.draw_descent_frame(path, np.linspace(-1, 3, 30), np.linspace(-1, 3, 30), _bowl, 1, 0.1)
+    ax, ax_cost = fig.axes[:2]
+    assert ax.get_title().startswith("step 1: a = 0.500, b = 1.000")
+    assert len(ax_cost.lines[1].get_xdata()) == 2  # steps 0 and 1 drawn bold
+    plt.close(fig)
+
+
+def test_descent_player_redraws_when_the_step_changes(monkeypatch):
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj)
+
+    def fake_display(obj, display_id=False, raw=False):
+        shown.append(obj)
+        return Handle() if display_id else None
+
+    monkeypatch.setattr("IPython.display.display", fake_display)
+    path = [(0.0, 0.0), (0.5, 1.0), (0.8, 1.6), (1.0, 2.0), (1.0, 2.0)]
+    play, slider = theory.descent_player(path, np.linspace(-1, 3, 20), np.linspace(-1, 3, 20), _bowl)
+    assert slider.description == "step" and slider.max == 4 and slider.value == 1
+    from IPython.display import Image
+
+    assert isinstance(shown[1], Image) and shown[1].data[:4] == b"\x89PNG"  # the frame a saved notebook keeps
+    slider.value = 3
+    assert len(shown) == 3 and isinstance(shown[-1], Image) and shown[-1].data != shown[1].data
