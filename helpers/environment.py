@@ -132,6 +132,12 @@ def check_environment(show: bool = True) -> EnvironmentReport:
     if disk < 5:
         rep.advice.append(f"Only {disk:.1f} GiB of free disk: the gpu track needs ~5 GiB (model 3.1 GiB + checkpoints). "
                           "Free space or delete old runs under output/.")
+    from .models import STANDIN_ENV, STANDIN_LABEL, standin_requested
+
+    if standin_requested():
+        rep.rows.append(("Lesson model", f"{STANDIN_LABEL} ({STANDIN_ENV}=standin)"))
+        rep.advice.append(f"{STANDIN_ENV}=standin: a rehearsal — the gpu track's own commands run on a tiny random "
+                          "Qwen2; its losses, diagnoses and scores mean nothing.")
     if track.name == "ci":
         rep.advice.append("ci track: tiny runs that exercise every code path in seconds; scores mean nothing here.")
     if show:
