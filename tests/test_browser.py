@@ -3,7 +3,9 @@
 Notebook 01: run all, move the 'learning rate' slider, the plot redraws.
 Notebook 03 (ci track): run up to the first experiment; a live loss curve appears while swift trains and
 the diagnosis card renders; then a second experiment is interrupted from the browser and no swift
-process survives. Screenshots go to tests/artifacts/ (also on failure).
+process survives. Ask your model: a small notebook (embedded model + a stand-in adapter) shows the widget;
+a question typed into it gets two answers, each marked right or wrong.
+Screenshots go to tests/artifacts/ (also on failure).
 """
 
 import json
@@ -304,3 +306,75 @@ def test_notebook03_first_experiment_live_curve_diagnosis_and_interrupt(lab, pag
     assert "Interrupted" in cell2.locator(".jp-OutputArea").inner_text()
     runs = [json.loads(p.read_text()) for p in (course / "output" / "ci").glob("*/ftlab_run.json")]
     assert sorted(r["status"] for r in runs) == ["finished", "interrupted"], runs
+
+
+ASK_CELLS = [
+    """
+import json, sys, tempfile
+from pathlib import Path
+
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "helpers" / "__init__.py").is_file())
+sys.path.insert(0, str(ROOT))
+""",
+    """
+# a stand-in for a trained checkpoint: a LoRA adapter with random (non-zero) B, so its answers differ
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from helpers import get_model
+
+model = get_model()
+adapter = Path(tempfile.mkdtemp()) / "checkpoint-1"
+torch.manual_seed(0)
+lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch.float32)
+get_peft_model(lm, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).save_pretrained(adapter)
+_ = (adapter / "args.json").write_text(json.dumps({"model": str(model.path), "model_type": model.model_type,
+                                                   "template": model.template}))
+""",
+    """
+from helpers.ask import ask_your_model
+
+asker = ask_your_model(model, adapter, max_new_tokens=8)
+""",
+]
+
+
+def test_ask_your_model_widget_answers_a_typed_question_twice(lab, page):
+    import nbformat
+
+    url, token, course = lab
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src.strip()) for src in ASK_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, course / "notebooks" / "ask_check.ipynb")
+
+    panel = _open(page, url, token, "ask_check.ipynb")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(1000)
+    page.wait_for_function(IDLE_JS, timeout=300_000, polling=500)
+    errors = page.locator(f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                          has_text="Traceback")
+    assert errors.count() == 0, errors.first.text_content()[:2000]
+
+    widget = page.locator(f"{panel} .jp-OutputArea-output").filter(has=page.locator("textarea")).last
+    widget.scroll_into_view_if_needed()
+    answers = widget.locator(".ftlab-ask")
+    answers.wait_for(state="visible")
+    assert "radish" in answers.inner_text()  # the pre-filled example was answered when the cell ran
+    _shot(page, "ask-before.png")
+
+    question = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
+    widget.locator("textarea").fill(question)
+    widget.locator("input[type='text']").fill("8")
+    widget.locator("input[type='text']").press("Tab")  # leave the box: the value reaches the kernel
+    widget.locator("button", has_text="Ask both models").click()
+    page.wait_for_function("([el, q]) => { const a = el.querySelector('.ftlab-ask');"
+                           " return a && a.textContent.includes(q) && a.querySelectorAll('.ftlab-verdict').length === 2; }",
+                           arg=[widget.element_handle(), question], timeout=180_000)
+    _shot(page, "ask-after.png")
+    text = answers.inner_text()
+    assert "base (" in text and "fine-tuned (" in text
+    verdicts = [v.strip() for v in answers.locator(".ftlab-verdict").all_inner_texts()]
+    assert len(verdicts) == 2 and all(v in ("✅ right", "❌ wrong") for v in verdicts), verdicts
+    assert "expected: 8" in " ".join(text.split())
