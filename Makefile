@@ -17,5 +17,6 @@ test: setup
 	bash tools/run_tests.sh $(PYTEST_ARGS)
 
 bench: setup
+	"$(PY)" bench/bench_cpu_training.py
 	"$(PY)" bench/bench_exam.py
 	"$(PY)" bench/bench_overhead.py

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from . import environment
+from . import environment, swift_runner
 
 # The lesson's values (section 3.3), the reference every track is compared with.
 LESSON = [
@@ -24,30 +24,54 @@ TITLES = [
     ("1,000 rows, rank 8, 3 epochs", "underfitting", "train longer: 15 epochs"),
     ("15 epochs", "converged", "done: take best_model_checkpoint to the exam"),
 ]
+
+
+def cpu_speed_flags() -> dict:
+    """ms-swift flags that make CPU training faster without changing what is learned (bench/bench_cpu_training.py).
+
+    - gradient checkpointing off: it recomputes every layer's forward pass in the backward pass to save
+      memory a 135 M model does not need;
+    - LoRA dropout 0: drawing a random mask for the input of every LoRA layer took a fifth of each step
+      on a CPU (the random-number generator runs on one core);
+    (group_by_length, batching rows of similar length, was measured too and did not pay: left out;)
+    - bf16 autocast, only on a processor with native bf16 (AMX / AVX512-BF16): elsewhere torch emulates
+      bf16 and training gets slower, so those machines stay in fp32.
+    """
+    flags = {"gradient_checkpointing": False, "lora_dropout": 0.0}
+    if environment.cpu_bf16()[0]:
+        flags.update(fp16=False, bf16=True, use_cpu=True)
+    return flags
+
+
 # cpu track: rows ≤160 tokens, one optimizer step per batch (the default would accumulate 2 batches),
 # a 20-row validation subset so evaluation stays cheap, no dataloader worker process.
 _CPU_COMMON = dict(max_length=256, val_rows=20, gradient_accumulation_steps=1, dataloader_num_workers=0)
 CPU = [
-    dict(learning_rate=0.1, lora_rank=4, num_train_epochs=1, batch_size=8, eval_steps=2, dataset="train_100"),
-    dict(learning_rate=3e-4, lora_rank=4, num_train_epochs=1, batch_size=8, eval_steps=2, dataset="train_100"),
-    dict(learning_rate=1e-3, lora_rank=4, num_train_epochs=12, batch_size=8, eval_steps=4, dataset="train_100",
-         train_rows=30),
-    dict(learning_rate=3e-4, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=10, dataset="train_1k",
+    dict(learning_rate=0.1, lora_rank=4, num_train_epochs=1, batch_size=8, eval_steps=2, dataset="train_100",
+         train_rows=64, logging_steps=1),
+    dict(learning_rate=3e-4, lora_rank=4, num_train_epochs=1, batch_size=8, eval_steps=2, dataset="train_100",
+         train_rows=64, logging_steps=1),
+    dict(learning_rate=1e-3, lora_rank=4, num_train_epochs=12, batch_size=8, eval_steps=3, dataset="train_100",
+         train_rows=16),
+    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=10, dataset="train_1k",
          train_rows=400),
-    dict(learning_rate=3e-4, lora_rank=8, num_train_epochs=2, batch_size=8, eval_steps=10, dataset="train_1k",
-         train_rows=400),
+    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=2, batch_size=8, eval_steps=10, dataset="train_1k",
+         train_rows=400, resume_from="exp4"),
 ]
 CPU_WHY = [
-    "same learning rate 0.1; evaluate every 2 steps on 20 rows",
-    "5e-5 barely moves a 135 M model in 13 steps on a CPU; 3e-4 shows the same still-falling curves",
-    "50 epochs of 100 rows would take an hour here: 30 rows × 12 epochs at 1e-3 memorises just as well",
-    "400 of the 1,000 rows, 1 epoch (the lesson's 3 epochs of 1,000 rows would take 25 min here)",
-    "400 rows × 2 epochs (11 min): the curves flatten, eval still creeping down at the very end",
+    "the same learning rate 0.1, on 64 rows; evaluate every 2 steps on 20 rows",
+    "5e-5 barely moves a 135 M model in the 8 steps a CPU can spare; 3e-4 shows the same still-falling curves",
+    "50 epochs of 100 rows would take hours here: 16 rows × 12 epochs at 1e-3 are memorised just as surely",
+    "400 of the 1,000 rows for 1 epoch at 1e-3 (the lesson's 3 epochs of 1,000 rows would take hours here)",
+    "continues experiment 4's run into a second epoch (ms-swift --resume_from_checkpoint) instead of starting "
+    "over: the lesson's 15 fresh epochs would take a day here",
 ]
+
 _CI_COMMON = dict(max_length=256, train_rows=12, val_rows=4, gradient_accumulation_steps=1,
                   dataloader_num_workers=0, batch_size=4, eval_steps=1, num_train_epochs=1)
 CI = [dict(learning_rate=lesson["learning_rate"], lora_rank=lesson["lora_rank"], dataset=lesson["dataset"])
       for lesson in LESSON]
+CI[4].update(num_train_epochs=2, resume_from="exp4")  # the cpu track's continuation, exercised
 
 
 @dataclass
@@ -77,13 +101,37 @@ def experiments(track: str | None = None) -> list[Experiment]:
         if track == "gpu":
             params, why = dict(lesson), "the lesson's exact values"
         elif track == "cpu":
-            params, why = {**_CPU_COMMON, **CPU[i]}, CPU_WHY[i]
+            params, why = {**_CPU_COMMON, **CPU[i], **cpu_speed_flags()}, CPU_WHY[i]
         else:
-            params, why = {**_CI_COMMON, **CI[i]}, "ci track: 12 rows, 3 steps — exercises the code path only"
+            params, why = ({**_CI_COMMON, **CI[i], **cpu_speed_flags()},
+                           "ci track: 12 rows, 3 steps — exercises the code path only")
         out.append(Experiment(i + 1, title, state, move, lesson, params, why))
     return out
 
 
 # How each track examines: how many questions of each exam (None = all) and the answer length limit
-EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max_new_tokens=128),
+# (cpu: the longest worked solution in the data is 72 tokens, so 96 cuts off only rambling; on 2 cores a
+# decoding step for 64 questions costs about what one for 32 does, so 64 share a batch)
+EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max_new_tokens=96, batch_size=64),
         "ci": dict(limit=2, max_new_tokens=24)}
+
+
+def plan_table() -> str:
+    """The lesson's five experiments beside the cpu track's, the same on every track (the notebook checks it)."""
+    def rows(p: dict) -> str:
+        data = p["dataset"] + (f"[:{p['train_rows']}]" if p.get("train_rows") else "")
+        resume = f", continuing {p['resume_from']}" if p.get("resume_from") else ""
+        return (f"lr {swift_runner._flag_value(p['learning_rate'])}, r{p['lora_rank']}, {p['num_train_epochs']} ep, "
+                f"batch {p['batch_size']}, {data}, eval every {p['eval_steps']}{resume}")
+
+    lines = []
+    for i, lesson in enumerate(LESSON):
+        title, state, _ = TITLES[i]
+        cpu = {**_CPU_COMMON, **CPU[i]}
+        lines += [f"{i + 1}. {title} — the lesson saw {state}",
+                  f"   lesson / gpu track: {rows(lesson)}",
+                  f"   cpu track:          {rows(cpu)}",
+                  f"   why: {CPU_WHY[i]}"]
+    lines.append("Every cpu-track run also gets the CPU speed flags of tracks.cpu_speed_flags() (shown in its command).")
+    lines.append("The ci track runs every experiment for 3 steps on 12 rows: it tests the code, not the model.")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""CPU training and exam speed, setting by setting, in one run (ratios, never numbers from another day).
+
+Training: the same small `swift sft` run (embedded model, LoRA r8, batch 8, rows of the cpu track's
+length) under each setting, one after the other, then repeated in reverse order so a host that gets
+busier or quieter during the bench does not favour one setting. For each setting it prints seconds per
+optimizer step, training tokens per second, the ratio to today's setting (fp32 with ms-swift's default
+gradient checkpointing), the final eval loss and the largest difference between its loss curves and
+fp32's.
+
+Exam: base-model greedy answers to the same questions in fp32 and bf16; seconds and how many answers
+are identical.
+
+Usage: .venv/bin/python bench/bench_cpu_training.py [--rows 48] [--steps 6] [--exam 32] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("FTLAB_TRACK", "cpu")
+
+from helpers import data, environment, models, paths, swift_runner  # noqa: E402
+
+TODAY = "before: ms-swift defaults (fp32)"
+SETTINGS = {
+    TODAY: {},
+    "no gradient checkpointing": {"gradient_checkpointing": False},
+    "+ LoRA dropout 0": {"gradient_checkpointing": False, "lora_dropout": 0.0},
+    "+ group_by_length": {"gradient_checkpointing": False, "lora_dropout": 0.0, "group_by_length": True},
+}
+# bf16 pays only where the CPU computes it natively; elsewhere torch emulates it (measured 3x slower)
+BF16 = {"gradient_checkpointing": False, "lora_dropout": 0.0, "group_by_length": True, "fp16": False,
+        "bf16": True, "use_cpu": True}
+if environment.cpu_bf16()[0]:
+    SETTINGS["+ bf16 autocast (native bf16 CPU)"] = BF16
+REFERENCE = TODAY  # loss curves are compared with this one
+
+
+def train_once(model, rows: int, steps: int, extra: dict, work: Path) -> dict:
+    train = work / "train.jsonl"
+    val = work / "val.jsonl"
+    out = Path(tempfile.mkdtemp(dir=work))
+    batch = 8
+    params = dict(learning_rate=3e-4, lora_rank=8, num_train_epochs=max(1, steps * batch // rows),
+                  batch_size=batch, max_length=256, eval_steps=max(1, steps // 2))
+    flags = {"gradient_accumulation_steps": 1, "dataloader_num_workers": 0, "logging_steps": 1,
+             "max_steps": steps, "save_only_model": True, **extra}
+    argv = swift_runner.sft_command(model, train, val, params, out, flags)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "swift.cli.main", "sft", *argv], cwd=paths.COURSE_ROOT,
+                          capture_output=True, text=True, env={**os.environ, **swift_runner.SWIFT_ENV})
+    wall = time.time() - t0
+    if proc.returncode:
+        raise SystemExit(f"swift sft failed for {extra}:\n{proc.stdout[-3000:]}")
+    log = [json.loads(x) for x in (out / "logging.jsonl").read_text().splitlines() if x.strip()]
+    train_pts = [(int(r["global_step/max_steps"].split("/")[0]), r["loss"]) for r in log if "loss" in r]
+    eval_pts = [(int(r["global_step/max_steps"].split("/")[0]), r["eval_loss"]) for r in log if "eval_loss" in r]
+    summary = next(r for r in log if "train_runtime" in r)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"wall": wall, "runtime": float(summary["train_runtime"]), "train": train_pts, "eval": eval_pts}
+
+
+def bench_training(args) -> None:
+    model = models.embedded_model()
+    work = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
+    try:
+        src = data.read_rows(paths.DATA_DIR / "train_1k.jsonl")[: args.rows]
+        val = data.read_rows(paths.DATA_DIR / "val.jsonl")[:16]
+        (work / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in src))
+        (work / "val.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in val))
+        lengths = data.token_lengths(model.path, src)
+        tokens_per_step = sum(lengths) / len(lengths) * 8  # batch 8, mean row length
+        order = list(SETTINGS)
+        results: dict[str, list[dict]] = {k: [] for k in order}
+        for rep in range(args.repeats):
+            sequence = order if rep % 2 == 0 else order[::-1]
+            if args.repeats == 1 and not args.no_reverse:
+                sequence = order + order[::-1]
+            for name in sequence:
+                print(f"  running: {name} ...", flush=True)
+                r = train_once(model, args.rows, args.steps, SETTINGS[name], work)
+                results[name].append(r)
+                print(f"    train_runtime {r['runtime']:.1f} s, eval losses {[round(v, 4) for _, v in r['eval']]}",
+                      flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def mean(name, key):
+        vals = [r[key] for r in results[name]]
+        return sum(vals) / len(vals)
+
+    ref = results[REFERENCE][0]
+    base_rt = mean(TODAY, "runtime")
+    print(f"\nTraining: {args.rows} rows, batch 8, {args.steps} steps, 2 evals of 16 rows, "
+          f"≈{tokens_per_step:.0f} tokens per step; each setting run {len(results[TODAY])}× (forward and reverse order)")
+    print(f"{'setting':38} {'s/step':>7} {'tokens/s':>9} {'speed-up':>9} {'final eval':>11} {'max |Δ loss| vs before':>24}")
+    for name in order:
+        rt = mean(name, "runtime")
+        r = results[name][0]
+        d_train = max(abs(a[1] - b[1]) for a, b in zip(r["train"], ref["train"]))
+        d_eval = max((abs(a[1] - b[1]) for a, b in zip(r["eval"], ref["eval"])), default=float("nan"))
+        final = r["eval"][-1][1]
+        rel = (final - ref["eval"][-1][1]) / ref["eval"][-1][1]
+        print(f"{name:38} {rt / args.steps:7.2f} {tokens_per_step * args.steps / rt:9.0f} {base_rt / rt:8.2f}× "
+              f"{final:7.4f} ({rel:+.1%}) train {d_train:.4f} / eval {d_eval:.4f}")
+
+
+def bench_exam(args) -> None:
+    import torch
+
+    from helpers import exams
+
+    rows = data.read_rows(paths.DATA_DIR / "exam_100.jsonl")[: args.exam]
+    answers = {}
+    for dtype in ("float32", "bfloat16"):
+        loaded = exams.load_for_exam(models.embedded_model(), dtype=getattr(torch, dtype))
+        prompts = [exams.encode_prompt(loaded.template, r) for r in rows]
+        t0 = time.time()
+        with exams._threads(None):
+            out = []
+            for i in range(0, len(prompts), 32):
+                out += exams._generate(loaded, prompts[i:i + 32], args.max_new_tokens)
+        answers[dtype] = (time.time() - t0, out)
+    (t32, a32), (t16, a16) = answers["float32"], answers["bfloat16"]
+    same = sum(a == b for a, b in zip(a32, a16))
+    print(f"\nExam: {len(rows)} questions of exam_100, {args.max_new_tokens} new tokens, batch 32, base model")
+    print(f"  fp32 {t32:.1f} s, bf16 {t16:.1f} s ({t32 / t16:.2f}×); identical greedy answers: {same}/{len(rows)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=48)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--exam", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--skip-exam", action="store_true")
+    ap.add_argument("--no-reverse", action="store_true", help="run each setting once (quicker, less fair)")
+    ap.add_argument("--only", nargs="*", help="train only these settings (names as printed)")
+    args = ap.parse_args()
+    if args.only:
+        for k in list(SETTINGS):
+            if k not in args.only and k not in (TODAY, REFERENCE):
+                SETTINGS.pop(k)
+    print(f"CPU: {os.cpu_count()} cores, {environment.cpu_bf16()[1]}")
+    bench_training(args)
+    if not args.skip_exam:
+        bench_exam(args)
+
+
+if __name__ == "__main__":
+    main()
