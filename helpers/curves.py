@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import matplotlib
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "module://ipympl")):
@@ -65,6 +67,49 @@ class LiveCurves:
 
     def close(self) -> None:
         plt.close(self.fig)
+
+
+class Progress:
+    """tqdm's progress line, updated in place: in Jupyter through a display handle, so the saved notebook
+    keeps the last (finished) line and no half-drawn widget; in a terminal as a normal tqdm bar."""
+
+    def __init__(self, desc: str, total: int | None = None, unit: str = "step", disable: bool = False):
+        from tqdm.auto import tqdm as auto_tqdm
+        from tqdm.std import tqdm
+
+        self.desc, self.total, self.unit, self.n = desc, total, unit, 0
+        self.t0 = time.time()
+        self.handle = self.bar = None
+        if disable:
+            return
+        if _in_notebook():
+            from IPython.display import display
+
+            self._format = tqdm.format_meter
+            self.handle = display({"text/plain": self._line()}, raw=True, display_id=True)
+        else:
+            self.bar = auto_tqdm(total=total, desc=desc, unit=unit)
+
+    def _line(self) -> str:
+        return self._format(self.n, self.total, time.time() - self.t0, prefix=self.desc, unit=self.unit, ncols=80)
+
+    def update(self, n: int, total: int | None = None) -> None:
+        """Move to `n` done (of `total`, when it becomes known)."""
+        if n == self.n and (total is None or total == self.total):
+            return
+        self.n, self.total = n, total or self.total
+        if self.bar is not None:
+            if self.bar.total != self.total:
+                self.bar.total = self.total
+            self.bar.update(n - self.bar.n)
+        elif self.handle is not None:
+            self.handle.update({"text/plain": self._line()}, raw=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.handle is not None:
+            self.handle.update({"text/plain": self._line()}, raw=True)
 
 
 def overlay(curves: list[dict], title: str = "All experiments"):

@@ -212,6 +212,44 @@ def compare(base: ExamResult, tuned: ExamResult) -> Comparison:
     return Comparison(base, tuned)
 
 
+def _steps(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.strip().splitlines() if line.strip() and "{{ans:" not in line]
+
+
+def _miss_kind(said: str, ref: str) -> str:
+    """Why a step differs from the worked solution: same formula with another result, or another formula."""
+    said_parts, ref_parts = [p.strip() for p in said.split("=")], [p.strip() for p in ref.split("=")]
+    if len(said_parts) >= 3 and said_parts[:-1] == ref_parts[:-1]:
+        return "arithmetic slip: the right formula, a wrong result"
+    if said_parts[:1] == ref_parts[:1]:
+        return "wrong formula for the right quantity"
+    return "another method than the worked solution"
+
+
+def misses(result: ExamResult, dataset) -> str:
+    """Markdown table of the wrong answers: the first step where each departs from the worked solution, and why."""
+    rows = data.read_rows(dataset)
+    by_question = {data.question_of(r): r for r in rows}
+    lines = ["| # | expected | the model's first wrong step | the worked solution's step | why |", "|---|---|---|---|---|"]
+    for k, item in enumerate(result.items, 1):
+        if item.strict:
+            continue
+        ref_row = by_question.get(item.question)
+        ref = _steps(next(m["content"] for m in ref_row["messages"] if m["role"] == "assistant")) if ref_row else []
+        said = _steps(item.response)
+        if not item.format:
+            lines.append(f"| {k} | {item.expected} | (no `{{{{ans:}}}}` tag) | | the answer format was not followed |")
+            continue
+        i = next((j for j, (a, b) in enumerate(zip(said, ref)) if a != b), min(len(said), len(ref)))
+        mine = said[i] if i < len(said) else "(stopped early)"
+        theirs = ref[i] if i < len(ref) else "(no more steps)"
+        why = _miss_kind(mine, theirs) if i < len(said) and i < len(ref) else "a step too few or too many"
+        lines.append(f"| {k} | {item.expected} | `{mine}` | `{theirs}` | {why} |")
+    if len(lines) == 2:
+        return "Every answer is right."
+    return "\n".join(lines)
+
+
 def _inside_bigger_number(response: str, expected: str) -> bool:
     numbers = [m.rstrip(".,") for m in re.findall(r"\d[\d,.]*", response)]  # "12." ends a sentence: it is 12
     return expected not in numbers and any(expected in m for m in numbers)
@@ -307,21 +345,33 @@ def _device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_for_exam(model_or_run) -> _Loaded:
+def load_for_exam(model_or_run, dtype=None) -> _Loaded:
+    """Model (+ adapter), tokenizer and swift template. dtype: bf16 on a GPU, fp32 on a CPU unless given."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
     base, model_type, template_type, adapter, home, label = _resolve(model_or_run)
     device = _device()
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    lm = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    if adapter is not None:
-        from peft import PeftModel
+    dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
+    # a loading bar per model and swift's deprecation notices say nothing to a learner: keep them out of the notebook
+    hf_logging.disable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        if adapter is not None:
+            from peft import PeftModel
 
-        lm = PeftModel.from_pretrained(lm, adapter)
-    lm.to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    return _Loaded(lm, tokenizer, swift_template(base, model_type, template_type), label, home)
+            lm = PeftModel.from_pretrained(lm, adapter)
+        lm.to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        template = swift_template(base, model_type, template_type)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+    return _Loaded(lm, tokenizer, template, label, home)
 
 
 def encode_prompt(template, row: dict) -> list[int]:
@@ -361,20 +411,33 @@ def _generate(loaded: _Loaded, prompts: list[list[int]], max_new_tokens: int) ->
     return [loaded.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 
-def cpu_threads() -> int:
-    """Torch threads worth using now: the cores nobody else is busy on (at least 1).
+def cpu_threads(sample_s: float = 0.3) -> int:
+    """Torch threads worth using now: the cores other processes are not busy on (at least 1).
 
     On a shared CPU, two OpenMP threads fighting other processes for two cores made generation about
     25x slower (45 s instead of 1.8 s for 32 tokens); one thread per idle core avoids that collapse.
+    "Busy" is measured now, over `sample_s`, from the CPU time of every other process: the load average
+    lags by a minute and still counts a training run that has just ended.
     """
     import os
 
+    import psutil
+
     cores = os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:  # not available on Windows
-        busy = 0
-    return max(1, min(cores, cores - busy))
+    me = os.getpid()
+
+    def others_cpu_seconds() -> float:
+        total = 0.0
+        for proc in psutil.process_iter(["pid", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if proc.info["pid"] != me and times is not None:
+                total += times.user + times.system
+        return total
+
+    before, t0 = others_cpu_seconds(), time.time()
+    time.sleep(sample_s)
+    busy_cores = (others_cpu_seconds() - before) / max(time.time() - t0, 1e-3)
+    return max(1, min(cores, cores - round(busy_cores)))
 
 
 @contextmanager
@@ -412,7 +475,7 @@ def exam(model_or_run, dataset, batch_size: int = 32, max_new_tokens: int = 256,
     save_to: JSON path; None saves next to the checkpoint (base models: output/exams/<name>/); False skips.
     threads: CPU threads for generation; None picks the idle cores (see `cpu_threads`).
     """
-    from tqdm.auto import tqdm
+    from .curves import Progress
 
     dataset = Path(dataset)
     rows = _rows_for(dataset, limit)
@@ -421,12 +484,14 @@ def exam(model_or_run, dataset, batch_size: int = 32, max_new_tokens: int = 256,
     order = sorted(range(len(rows)), key=lambda k: len(prompts[k]))  # similar lengths share a batch
     responses: list[str] = [""] * len(rows)
     start = time.time()
-    with _threads(threads), tqdm(total=len(rows), desc="exam", unit="q", disable=not progress) as bar:
+    bar = Progress(f"exam {dataset.stem}", total=len(rows), unit="q", disable=not progress)
+    with _threads(threads):
         for b in range(0, len(order), batch_size):
             chunk = order[b:b + batch_size]
             for k, text in zip(chunk, _generate(loaded, [prompts[k] for k in chunk], max_new_tokens)):
                 responses[k] = text
-            bar.update(len(chunk))
+            bar.update(b + len(chunk))
+    bar.close()
     result = score_responses(rows, responses, model=loaded.label, dataset=paths.short(dataset),
                              seconds=time.time() - start,
                              settings={"batch_size": batch_size, "max_new_tokens": max_new_tokens,

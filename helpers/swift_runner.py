@@ -41,6 +41,8 @@ RENAMED = {
 # flags the helpers set themselves: passing them through **extra would fight the engine
 RESERVED = {"model", "model_type", "template", "dataset", "val_dataset", "output_dir", "add_version"}
 SWIFT_ENV = {"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+# read by ms-swift's torchrun launch (with NPROC_PER_NODE) when a class trains across several machines
+MULTI_NODE_ENV = ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def swift_version() -> str:
@@ -125,6 +127,8 @@ def arg_path(path: Path) -> str:
 
 
 def _flag_value(value) -> str:
+    if isinstance(value, Path):
+        return arg_path(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

@@ -13,10 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import data, diagnosis, environment, models, paths, swift_runner
-from .curves import LiveCurves, overlay
+from .curves import LiveCurves, Progress, overlay
 
 RUN_FILE = "ftlab_run.json"
 POLL_S = 0.5  # how often the log is read while swift trains (a new point shows within ~1 s)
+# =N: every run stops after N evaluations (--max_steps N x eval_steps), e.g. a rehearsal of the gpu track
+MAX_EVALS_ENV = "FTLAB_MAX_EVALS"
 
 
 @dataclass
@@ -197,6 +199,21 @@ def _subset(path: Path, rows: int | None, lines: list[str], run_dir: Path) -> Pa
     return out
 
 
+def _resume_checkpoint(resume_from, track: str) -> Path:
+    """The checkpoint to continue from: a Run's last one, the last one of the newest run with that label, or a folder."""
+    if isinstance(resume_from, str) and not Path(resume_from).is_dir():
+        same = [r for r in runs(track, show=False) if r.label == resume_from and r.status in ("finished", "recorded")]
+        if not same:
+            raise ValueError(f"resume_from={resume_from!r}: no finished {track}-track run has that label. "
+                             "Fix: run that experiment first, or pass its Run or a checkpoint folder.")
+        resume_from = same[-1]
+    ckpt = resume_from.last_checkpoint if isinstance(resume_from, Run) else Path(resume_from)
+    if ckpt is None or not (Path(ckpt) / "trainer_state.json").is_file():
+        raise ValueError(f"resume_from: {ckpt} is not a training checkpoint (no trainer_state.json). "
+                         "Fix: pass a finished Run or one of its checkpoint-N folders.")
+    return Path(ckpt)
+
+
 def _check_lengths(files: dict, model: models.Model, max_length: int) -> None:
     """Rows longer than max_length are dropped silently by swift (--truncation_strategy delete): say so first."""
     for path, lines in files.items():
@@ -235,13 +252,15 @@ def _check_disk(need_gb: float) -> None:
 
 def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_train_epochs=1, batch_size=8,
         max_length=512, eval_steps=20, *, val_dataset="val", train_rows=None, val_rows=None, label=None,
-        nproc_per_node=None, deepspeed=None, wait=True, show=True, **extra) -> Run:
+        nproc_per_node=None, deepspeed=None, resume_from=None, wait=True, show=True, **extra) -> Run:
     """Fine-tune with `swift sft` (LoRA). Lesson parameter names map to ms-swift 4.x flags.
 
     Prints the exact command, shows a progress bar and live train/eval loss curves, ends with a
     diagnosis card. Ctrl-C / kernel interrupt stops the whole swift process group and keeps the log.
     `train_rows` / `val_rows` train on the first N rows (the cpu and ci tracks); `nproc_per_node` and
-    `deepspeed` pass through to a multi-GPU launch; any other keyword is an ms-swift flag.
+    `deepspeed` pass through to a multi-GPU launch; `resume_from` (a Run, its label, or a checkpoint
+    folder) continues that run's training up to `num_train_epochs` (--resume_from_checkpoint); any other
+    keyword is an ms-swift flag.
     """
     track = environment.detect_track().name
     if not isinstance(model, models.Model):
@@ -250,6 +269,9 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     bad = sorted(set(extra) & swift_runner.RESERVED)
     if bad:
         raise ValueError(f"{', '.join(bad)} is set by sft() itself. Fix: use sft(model=..., dataset=..., val_dataset=...).")
+    max_evals = os.environ.get(MAX_EVALS_ENV)  # rehearsals: stop each run after N evaluations
+    if max_evals:
+        extra.setdefault("max_steps", int(max_evals) * params["eval_steps"])
     swift_runner.check_flags(list(extra), "sft")
     # one loss point per eval interval at least (swift's default of 5 leaves short runs with no curve)
     extra.setdefault("logging_steps", max(1, min(5, params["eval_steps"])))
@@ -257,7 +279,11 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     val_path = resolve_dataset(val_dataset) if val_dataset else None
     if deepspeed:
         extra["deepspeed"] = deepspeed
+    if resume_from is not None:
+        extra["resume_from_checkpoint"] = swift_runner.arg_path(_resume_checkpoint(resume_from, track))
     env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
+    if env or os.environ.get("NNODES"):  # several machines: swift's torchrun launch reads these too; print them
+        env.update({k: os.environ[k] for k in swift_runner.MULTI_NODE_ENV if os.environ.get(k)})
     problems = data.validate_files([str(p) for p in (train_path, val_path) if p])
     if problems:
         raise ValueError("The dataset has problems (nothing was started):\n" + "\n".join(problems[:20]))
@@ -290,22 +316,16 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
 
 def watch(run: Run, proc, show: bool = True) -> Run:
     """Follow a running swift process: progress bar + live curves; stop it cleanly on interrupt."""
-    from tqdm.auto import tqdm
-
     t0 = time.time()
     live = LiveCurves(f"{run.label} ({run.track} track)") if show else None
-    bar = tqdm(total=None, desc=run.label, unit="step", disable=not show)
+    bar = Progress(run.label, unit="step", disable=not show)
     children: set[int] = set()
     try:
         while True:
             done = proc.poll() is not None
             children.update(swift_runner.descendants(proc.pid))
             train, evals, info = run.curves()
-            if info.get("max_steps") and bar.total != info["max_steps"]:
-                bar.total = info["max_steps"]
-                bar.refresh()
-            if train and train[-1][0] > bar.n:
-                bar.update(train[-1][0] - bar.n)
+            bar.update(max(info.get("last_step") or 0, bar.n), info.get("max_steps"))
             if live:
                 last = f"step {train[-1][0]}: train {train[-1][1]:.3f}" if train else "waiting for the first log line"
                 if evals:

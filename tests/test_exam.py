@@ -1,6 +1,7 @@
 """Exam scoring rules, result objects, model resolution, swift-identical prompts and a tiny real exam."""
 
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -148,3 +149,40 @@ def test_tiny_real_exam_batched_equals_one_by_one(loaded, tmp_path):
     assert result.n == 2 and out.is_file() and all(i.response for i in result.items)
     loop = ex.lesson_loop_exam(None, DATA / "test.jsonl", limit=2, max_new_tokens=16, loaded=loaded)
     assert [i.response for i in loop.items] == [i.response for i in result.items]
+
+
+def test_exam_threads_follow_what_other_processes_use_now():
+    """A process busy on one core right now leaves the exam the other cores, whatever the load average says."""
+    import os
+    import subprocess
+    import sys
+
+    cores = os.cpu_count() or 1
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
+    try:
+        time.sleep(0.5)
+        busy = ex.cpu_threads(sample_s=0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert 1 <= busy <= max(1, cores - 1)
+    time.sleep(0.5)
+    assert ex.cpu_threads(sample_s=0.5) >= busy  # the spinner is gone: at least as many threads
+
+
+def test_misses_names_the_first_wrong_step_and_why():
+    rows = ex.data.read_rows(DATA / "test.jsonl")
+    q = [ex.data.question_of(r) for r in rows[:3]]
+    result = ex.ExamResult([
+        ex.ExamItem(q[0], "78", "Day 1 = 240 ÷ 8 = 32 pages.\nDay 2 = 240 ÷ 5 = 48 pages.\n\n{{ans:80}}", 0, False, True),
+        ex.ExamItem(q[1], "400", "Width = 150 - 100 = 50 cm.\nPerimeter = 150 + 50 = 200 cm.\n\n{{ans:200}}", 0, False, True),
+        ex.ExamItem(q[2], "60", "It is 60", 0.5, False, False),
+    ])
+    table = ex.misses(result, DATA / "test.jsonl")
+    lines = table.splitlines()
+    assert "`Day 1 = 240 ÷ 8 = 32 pages.`" in lines[2] and "`Day 1 = 240 ÷ 8 = 30 pages.`" in lines[2]
+    assert "arithmetic slip" in lines[2]
+    assert "wrong formula" in lines[3] and "(150 + 50) × 2" in lines[3]
+    assert "format was not followed" in lines[4]
+    right = ex.ExamResult([ex.ExamItem(q[0], "78", "x\n\n{{ans:78}}", 1, True, True)])
+    assert ex.misses(right, DATA / "test.jsonl") == "Every answer is right."

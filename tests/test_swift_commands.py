@@ -20,7 +20,9 @@ def test_every_experiment_command_uses_real_sft_flags(track, tmp_path):
         params = dict(e.params)
         checked = swift_runner.check_params(**{k: params.pop(k) for k in swift_runner.LESSON_FLAGS})
         dataset = params.pop("dataset")
-        extra = {k: v for k, v in params.items() if k not in ("train_rows", "val_rows")}  # sft() options, not flags
+        extra = {k: v for k, v in params.items() if k not in ("train_rows", "val_rows", "resume_from")}  # sft() options
+        if "resume_from" in params:  # sft() turns it into this flag
+            extra["resume_from_checkpoint"] = tmp_path / "exp4" / "checkpoint-1"
         args = swift_runner.sft_command(model, resolve_dataset(dataset), resolve_dataset("val"), checked,
                                         tmp_path / f"exp{e.number}", extra)
         missing = [f for f in _flags(args) if f not in known]
