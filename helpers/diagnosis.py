@@ -84,7 +84,9 @@ CAUSES = {
 NO_EVAL_NOTE = "no validation set — cannot tell over- from underfitting"
 # evidence keys as a learner reads them (the JSON keeps the short names)
 EVIDENCE_LABELS = {
-    "train_start": "train loss at the start", "train_min": "train loss minimum (smoothed)",
+    "train_first": "first logged train loss", "train_lowest": "lowest logged train loss", "train_lowest_step": "… at step",
+    "train_last": "last logged train loss",
+    "train_start": "train loss at the start (for the rule)", "train_min": "train loss minimum (smoothed)",
     "train_min_step": "… at step", "train_end": "train loss at the end (smoothed)",
     "train_drop": "train loss fell by (fraction of start)", "train_gave_back": "share of the fall given back",
     "train_tail_share": "share of the train fall in the second half", "train_tail_t": "t-statistic of the late train slope",
@@ -160,9 +162,9 @@ class Diagnosis:
         """Start, minimum and end of each curve, as a learner can read them off the plot."""
         ev = self.evidence
         parts = []
-        if ev.get("train_start") is not None and ev.get("train_end") is not None:
-            parts.append(f"train loss {_f(ev['train_start'])} at the start → lowest {_f(ev['train_min'])} "
-                         f"(step {ev['train_min_step']}) → {_f(ev['train_end'])} at step {ev['last_step']}")
+        if ev.get("train_first") is not None:  # the logged points, as drawn on the plot (not smoothed)
+            parts.append(f"train loss {_f(ev['train_first'])} at the start → lowest {_f(ev['train_lowest'])} "
+                         f"(step {ev['train_lowest_step']}) → {_f(ev['train_last'])} at step {ev['last_step']}")
         if ev.get("eval_first") is not None:
             parts.append(f"eval loss {_f(ev['eval_first'])} at the first evaluation → lowest {_f(ev['eval_min'])} "
                          f"(step {ev['eval_min_step']}) → {_f(ev['eval_last'])} at step {ev['eval_last_step']}")
@@ -336,6 +338,9 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
     t_share = -change / gained if gained > 0 else 0.0
     train_falling = (t_share >= STILL_FALLING and -t_next > _tolerance(end)
                      and t_stat <= -MIN_TREND_T)
+    raw_min = int(np.nanargmin(t_loss))
+    ev.update(train_first=float(t_loss[0]), train_lowest=float(t_loss[raw_min]), train_lowest_step=int(t_steps[raw_min]),
+              train_last=float(t_loss[-1]))
     ev.update(smoothing_window=w, train_start=start, train_end=end, train_min=low,
               train_min_step=int(t_steps[i_min]), train_drop=(start - end) / start if start else 0.0,
               train_gave_back=gave_back, train_tail_share=t_share, train_next_run_change=t_next,

@@ -230,7 +230,7 @@ def test_html_and_text_cards_are_deterministic():
     assert text.startswith("[OVERFITTING]") and "adjustment:" in text and "cause:" in text
     # the card shows curve numbers a learner can find on the plot, not the statistics behind the rule
     ev = a.evidence
-    for key in ("train_start", "train_min", "eval_first", "eval_min", "eval_last"):
+    for key in ("train_first", "train_lowest", "train_last", "eval_first", "eval_min", "eval_last"):
         assert diagnosis._f(ev[key]) in a.observation(), key
     assert f"step {ev['eval_min_step']}" in a.observation()
     assert "next_run_change" not in text and "tail_share" not in text
