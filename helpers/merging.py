@@ -35,6 +35,17 @@ def verify(checkpoint: Path, merged: Path) -> dict:
     return {"tokenizer": "identical to base", "smoke_question": a.question, "answer": a.response}
 
 
+def _keep_standin_label(checkpoint: Path, merged: Path) -> None:
+    """A stand-in's merged model is still a stand-in: carry its label file (swift export copies only
+    config/tokenizer files), so get_model/exam keep saying that it learns nothing."""
+    from .exams import _resolve
+    from .models import STANDIN_FILE
+
+    label = _resolve(checkpoint)[0] / STANDIN_FILE
+    if label.is_file():
+        shutil.copy(label, merged / STANDIN_FILE)
+
+
 def merge(run_or_checkpoint, checkpoint: Path | None = None, show: bool = True) -> Path:
     """`swift export --adapters CKPT --merge_lora true` -> CKPT-merged/. Safe to run again.
 
@@ -69,6 +80,7 @@ def merge(run_or_checkpoint, checkpoint: Path | None = None, show: bool = True) 
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"swift export failed (exit {proc.returncode}):\n{swift_runner.swift_error(log)}")
     try:  # an unverified model must never be left behind, whatever stops us here
+        _keep_standin_label(ckpt, tmp)
         report = verify(ckpt, tmp)
         (tmp / "ftlab_merge.json").write_text(json.dumps({**report, "checkpoint": ckpt.name}, indent=1,
                                                          ensure_ascii=False))
