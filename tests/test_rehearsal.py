@@ -1,0 +1,153 @@
+"""Rehearsal of the gpu track where no GPU is: the lesson's five experiments with the exact argv that
+experiments("gpu") builds, on the Qwen2 stand-in (FTLAB_LESSON_MODEL=standin), then the notebook's own
+best-run choice, the exam through the qwen2_5 template, and the merge with its verification.
+
+The only differences from a learner's run on an A10: the model path (the stand-in instead of model/)
+and --max_steps (FTLAB_MAX_EVALS=2: two evaluations at the lesson's interval, so best_model_checkpoint
+is exercised).
+The stand-in has random weights: losses and scores mean nothing; commands, files and templates do.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import models, paths, swift_runner, tracks, training
+from helpers.paths import DATA_DIR
+
+pytestmark = pytest.mark.timeout(1800)  # five trainings, an exam and a merge on a shared CPU
+
+
+def cap(params: dict) -> int:
+    """Steps for two evaluations at the lesson's own eval interval."""
+    return 2 * params["eval_steps"]
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FTLAB_TRACK", "gpu")
+    mp.setenv("FTLAB_LESSON_MODEL", "standin")
+    mp.setenv(training.MAX_EVALS_ENV, "2")  # --max_steps 2 x eval_steps: two evaluations per run
+    mp.setattr(paths, "OUTPUT_DIR", tmp_path_factory.mktemp("rehearsal") / "output")
+    try:
+        from helpers import environment, exams, merging
+
+        report = environment.check_environment(show=False)
+        model = models.get_model()  # what notebook 03 calls: the lesson model on the gpu track
+        plan = tracks.experiments()  # the track from the environment, as the notebook does
+        runs = [training.sft(model, **e.params, label=f"exp{e.number}", show=False) for e in plan]  # as notebook 03
+        # notebook 03's choice: the finished run whose eval loss reached the lowest value
+        finished = [r for r in runs if r.status == "finished" and r.best_checkpoint]
+        best_run = min(finished, key=lambda r: min(v for _, v in r.curves()[1]))
+        settings = tracks.EXAM["gpu"]
+        tuned = exams.exam(best_run, DATA_DIR / "test.jsonl", **settings, save_to=False, progress=False)
+        merged = merging.merge(best_run, show=False)
+        yield dict(report=report, model=model, plan=plan, runs=runs, best_run=best_run, tuned=tuned, merged=merged)
+    finally:
+        mp.undo()
+
+
+def _without(argv: list[str], flag: str) -> list[str]:
+    i = argv.index(flag)
+    return argv[:i] + argv[i + 2:]
+
+
+def test_everything_says_it_is_a_stand_in(rehearsal):
+    model = rehearsal["model"]
+    assert model.standin and model.model_type == "qwen2" and model.template == "qwen2_5"
+    for text in (str(model), repr(model), str(rehearsal["report"])):
+        assert "STAND-IN" in text and "learns nothing" in text
+    assert all(r.model == models.STANDIN_NAME for r in rehearsal["runs"])
+
+
+def test_the_five_commands_are_the_gpu_tracks_own(rehearsal):
+    lesson = models.lesson_model(paths.LESSON_MODEL_DIR)
+    for e, run in zip(rehearsal["plan"], rehearsal["runs"]):
+        print(f"exp{e.number}: {run.status} in {run.wall_time_s} s\n  {run.command}")
+        assert e.params == tracks.LESSON[e.number - 1], "the gpu track must use the lesson's exact values"
+        assert run.status == "finished", run.error
+        # what a learner on an A10 runs, into the same folder: only --model and --max_steps differ
+        extra = {k: v for k, v in run.extra.items() if k != "max_steps"}
+        params = swift_runner.check_params(**{k: e.params[k] for k in swift_runner.LESSON_FLAGS})
+        gpu_argv = swift_runner.sft_command(lesson, training.resolve_dataset(e.params["dataset"]),
+                                            training.resolve_dataset("val"), params, run.run_dir, extra)
+        argv = _without(run.argv, "--max_steps")
+        assert run.argv[run.argv.index("--max_steps") + 1] == str(cap(e.params))
+        assert argv[argv.index("--model") + 1] == swift_runner.arg_path(models.standin_dir())
+        assert _without(argv, "--model") == _without(gpu_argv, "--model")
+        for piece in (f"--learning_rate {swift_runner._flag_value(e.params['learning_rate'])}",
+                      f"--lora_rank {e.params['lora_rank']}", f"--num_train_epochs {e.params['num_train_epochs']}",
+                      f"--per_device_train_batch_size {e.params['batch_size']}", "--max_length 512",
+                      f"--eval_steps {e.params['eval_steps']}", f"--dataset resources/2_7/{e.params['dataset']}.jsonl",
+                      "--model_type qwen2 --template qwen2_5"):
+            assert piece in run.command
+
+
+def test_two_evaluations_and_the_best_checkpoint(rehearsal):
+    for run in rehearsal["runs"]:
+        _, evals, info = run.curves()
+        assert len(evals) >= 2, f"{run.label}: {evals}"
+        best_step = min(evals, key=lambda p: p[1])[0]
+        assert run.best_checkpoint.name == f"checkpoint-{best_step}", (run.label, evals)
+        state = json.loads((run.last_checkpoint / "trainer_state.json").read_text())
+        assert Path(state["best_model_checkpoint"]).name == run.best_checkpoint.name
+        assert run.last_checkpoint.name == f"checkpoint-{cap(run.params)}"
+        assert run.diagnosis.state  # judged like any run (the verdict means nothing on random weights)
+    best = rehearsal["best_run"]
+    lowest = min(min(v for _, v in r.curves()[1]) for r in rehearsal["runs"])
+    assert min(v for _, v in best.curves()[1]) == lowest
+
+
+def test_exam_uses_the_qwen2_5_template_and_the_trained_prompt(rehearsal):
+    """The exam's prompt is token for token what swift sft trained on (as swift logged it)."""
+    from helpers import exams
+
+    tuned = rehearsal["tuned"]
+    assert tuned.n == 10 and tuned.settings["max_new_tokens"] == tracks.EXAM["gpu"]["max_new_tokens"]
+    run = rehearsal["best_run"]
+    loaded = exams.load_for_exam(run)
+    assert loaded.template.template_meta.template_type == "qwen2_5"
+    log = (run.run_dir / "swift.log").read_text(errors="replace")
+    trained = json.loads(re.search(r"\[INPUT_IDS\] (\[[\d, ]+\])", log).group(1))
+    labels = json.loads(re.search(r"\[LABELS_IDS\] (\[[-\d, ]+\])", log).group(1))
+    rows = [json.loads(x) for x in (DATA_DIR / f"{run.params['dataset'].split('/')[-1]}").read_text().splitlines()]
+    prompts = [(r, exams.encode_prompt(loaded.template, r)) for r in rows]
+    matches = [r for r, ids in prompts if trained[:len(ids)] == ids]
+    assert matches, "no training row's exam prompt is a prefix of what swift trained on"
+    prompt = exams.encode_prompt(loaded.template, matches[0])
+    assert labels[:len(prompt)] == [-100] * len(prompt) and labels[len(prompt)] != -100, \
+        "the answer must start right where the exam prompt ends"
+    text = loaded.tokenizer.decode(prompt)
+    # the lesson's rows carry an empty system turn: qwen2_5 then writes no system block at all
+    assert text.startswith("<|im_start|>user\n") and text.endswith("<|im_start|>assistant\n")
+    # a row without any system turn gets Qwen's default system prompt, in training and exam alike
+    bare = {"messages": [m for m in matches[0]["messages"] if m["role"] != "system"]}
+    system_start = loaded.tokenizer.encode("<|im_start|>system\n", add_special_tokens=False)
+    assert exams.encode_prompt(loaded.template, bare)[:len(system_start)] == system_start
+    assert models.QWEN_SYSTEM in loaded.tokenizer.decode(exams.encode_prompt(loaded.template, bare))
+    # stop words: the answer ends at <|im_end|> (qwen2_5's suffix), padding is <|endoftext|>
+    stops = exams._stop_ids(loaded)
+    assert loaded.tokenizer.convert_tokens_to_ids("<|im_end|>") in stops
+
+
+def test_merged_folder_is_verified_and_loads_with_plain_transformers(rehearsal):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    merged = rehearsal["merged"]
+    assert merged.name == f"{rehearsal['best_run'].best_checkpoint.name}-merged"
+    report = json.loads((merged / "ftlab_merge.json").read_text())
+    assert report["tokenizer"] == "identical to base"
+    lm = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(merged)
+    assert type(lm).__name__ == "Qwen2ForCausalLM" and lm.config.model_type == "qwen2"
+    assert not any("lora" in n for n, _ in lm.named_parameters()), "merged weights must not keep LoRA layers"
+    ids = tok.apply_chat_template([{"role": "user", "content": "1 + 1?"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    out = lm.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+    assert models.local_model(merged).template == "qwen2_5"
+    assert models.local_model(merged).standin, "a merged stand-in is still labelled a stand-in"
