@@ -38,7 +38,7 @@ def cpu_speed_flags() -> dict:
       bf16 and training gets slower, so those machines stay in fp32.
     """
     flags = {"gradient_checkpointing": False, "lora_dropout": 0.0}
-    if environment.cpu_bf16()[0]:
+    if environment.cpu_bf16()[0] and environment.gpu_info() is None:  # never pin a run with a GPU to the CPU
         flags.update(fp16=False, bf16=True, use_cpu=True)
     return flags
 

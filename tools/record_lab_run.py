@@ -1,6 +1,9 @@
 """Record a real cpu-track run of the lab notebook and store its outputs as the course's notebook 03.
 
     .venv/bin/python tools/record_lab_run.py            # ~20 min on 2 cores; keep the machine otherwise idle
+    .venv/bin/python tools/record_lab_run.py --markdown-only
+        # after editing only markdown in tools/build_lab_notebook.py: rebuild the cells and put the last
+        # recording's outputs back (refused unless every code cell is unchanged)
 
 1. The previous recordings are moved (never deleted) to output/old-recordings/cpu-<time>/.
 2. papermill runs notebooks/03_fine_tuning_lab.ipynb top to bottom with `-p track cpu -p record True`,
@@ -68,8 +71,8 @@ def cell_timings(nb: dict) -> list[dict]:
             continue
         seconds = cell["metadata"].get("papermill", {}).get("duration")
         if seconds is not None:
-            out.append({"first_line": cell["source"].splitlines()[0][:70] if cell["source"] else "",
-                        "seconds": round(seconds, 1)})
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            out.append({"first_line": source.splitlines()[0][:70] if source else "", "seconds": round(seconds, 1)})
     return out
 
 
@@ -93,11 +96,37 @@ def clean(nb: dict) -> list[str]:
     return dropped
 
 
+def markdown_only() -> int:
+    """Rebuilt cells + the last recording's outputs, when no code cell changed since that recording."""
+    recorded = json.loads(OUT.read_text(encoding="utf-8"))
+    clean(recorded)
+    subprocess.run([sys.executable, str(ROOT / "tools" / "build_lab_notebook.py")], check=True)
+    rebuilt = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    old_code = [c for c in recorded["cells"] if c["cell_type"] == "code"]
+    new_code = [c for c in rebuilt["cells"] if c["cell_type"] == "code"]
+    if [c["source"] for c in old_code] != [c["source"] for c in new_code]:
+        raise SystemExit("code cells changed since the recording: record again (python tools/record_lab_run.py)")
+    for old, new in zip(old_code, new_code):
+        new["outputs"], new["execution_count"] = old["outputs"], old["execution_count"]
+    rebuilt["metadata"] = recorded["metadata"]
+    NOTEBOOK.write_text(json.dumps(rebuilt, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{paths.short(NOTEBOOK)}: rebuilt markdown with the outputs of {paths.short(OUT)}")
+    return 0
+
+
 def main() -> int:
-    move_old_recordings()
-    started = datetime.now(timezone.utc)
-    wall, peak_gib = run_papermill()
-    nb = json.loads(OUT.read_text(encoding="utf-8"))
+    if "--markdown-only" in sys.argv[1:]:
+        return markdown_only()
+    if "--finish-only" in sys.argv[1:]:  # papermill already ran: store its output without running again
+        nb = json.loads(OUT.read_text(encoding="utf-8"))
+        meta = nb["metadata"]["papermill"]
+        started = datetime.fromisoformat(meta["start_time"])
+        wall, peak_gib = meta["duration"], None
+    else:
+        move_old_recordings()
+        started = datetime.now(timezone.utc)
+        wall, peak_gib = run_papermill()
+        nb = json.loads(OUT.read_text(encoding="utf-8"))
     timings = cell_timings(nb)
     summary = {
         "what": "notebooks/03_fine_tuning_lab.ipynb executed top to bottom on the cpu track, recording these runs",
@@ -108,15 +137,15 @@ def main() -> int:
         "versions": training.versions(),
         "wall_time_s": round(wall, 1),
         "wall_time": f"{int(wall // 60)} min {wall % 60:.0f} s",
-        "peak_rss_largest_process_gib": round(peak_gib, 2),
+        "peak_rss_largest_process_gib": round(peak_gib, 2) if peak_gib is not None else None,
         "cell_seconds": timings,
     }
     RECORDINGS.mkdir(parents=True, exist_ok=True)
     (RECORDINGS / "notebook_run.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     dropped = clean(nb)
     NOTEBOOK.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"recorded: {summary['wall_time']} wall, largest process {peak_gib:.2f} GiB; "
-          f"stored outputs in {paths.short(NOTEBOOK)}")
+    peak = f"{peak_gib:.2f} GiB" if peak_gib is not None else "not measured"
+    print(f"recorded: {summary['wall_time']} wall, largest process {peak}; stored outputs in {paths.short(NOTEBOOK)}")
     for text in dropped:
         print(f"dropped stderr output (fix its source): {text}")
     return 0
