@@ -349,7 +349,6 @@ def load_for_exam(model_or_run, dtype=None) -> _Loaded:
     """Model (+ adapter), tokenizer and swift template. dtype: bf16 on a GPU, fp32 on a CPU unless given."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from transformers.utils import logging as hf_logging
 
     base, model_type, template_type, adapter, home, label = _resolve(model_or_run)

@@ -369,7 +369,7 @@ def test_interrupted_exam_writes_no_results(checkpoint, tmp_path):
     log = tmp_path / "exam.log"
     proc = _start(["exam", "--model", str(checkpoint), "--data", "resources/2_7/test.jsonl", "--out", str(out)], log)
     watched = {proc.pid}
-    _wait_for(lambda: b"exam:" in log.read_bytes(), 180, "the model to load (exam progress bar)", proc, log)
+    _wait_for(lambda: b"exam test:" in log.read_bytes(), 180, "the model to load (exam progress bar)", proc, log)
     time.sleep(1)
     assert proc.poll() is None, "the exam finished before it could be interrupted"
     rc = _interrupt(proc, watched)
