@@ -83,9 +83,7 @@ def _sft(args, rest) -> int:
     run = sft(args.model, args.dataset, args.learning_rate, args.lora_rank, args.num_train_epochs, args.batch_size,
               args.max_length, args.eval_steps, val_dataset=args.val_dataset, train_rows=args.train_rows,
               val_rows=args.val_rows, label=args.label, show=True, **_pairs(rest))
-    print(f"{run.status}: {run.run_dir}")
-    if run.status == "finished":
-        print(run.diagnosis)
+    print(f"{run.status}: {run.run_dir}")  # sft(show=True) has already shown the diagnosis card
     return {"finished": 0, "interrupted": 130}.get(run.status, 1)
 
 

@@ -51,7 +51,11 @@ def _row_problem(row) -> str | None:
         return (f"roles are {roles} — fix: use an optional system turn, then one user turn, then one "
                 f"assistant turn, in that order")
     for m in msgs:
-        if m["role"] != "system" and not (isinstance(m.get("content"), str) and m["content"].strip()):
+        content = m.get("content")
+        if m["role"] != "system" and content is not None and not isinstance(content, str):
+            return (f"{m['role']} content is {type(content).__name__} {json.dumps(content)}, not text — fix: write it "
+                    f"as a string, e.g. \"{content}\"")
+        if m["role"] != "system" and not (isinstance(content, str) and content.strip()):
             return f"empty {m['role']} content — fix: write the {m['role']} text"
     if not ANS_RE.search(msgs[-1]["content"]):
         return "no {{ans:...}} tag in the assistant answer — fix: end the answer with {{ans:N}}"

@@ -60,7 +60,8 @@ class Run:
         known = {f for f in cls.__dataclass_fields__}
         run = cls(**{k: v for k, v in d.items() if k in known})
         if run.status == "running" and not swift_runner.pid_alive(run.pid):
-            run.status = "interrupted"  # the kernel died while it trained
+            # the kernel died: swift either had finished (its log ends with the summary) or was cut short
+            run.status = "finished" if run.curves()[2].get("completed") else "interrupted"
         return run
 
     # ---- swift's records ---------------------------------------------------------------------

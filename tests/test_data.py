@@ -49,6 +49,7 @@ def test_good_file_and_read_rows(tmp_path):
     (with_messages(("user", "  "), ("assistant", "{{ans:1}}")), "empty user content"),
     (with_messages(("user", "q"), ("assistant", "")), "empty assistant content"),
     (with_messages(("user", "q"), ("assistant", "the answer is 5")), "no {{ans:...}} tag"),
+    (with_messages(("user", "q"), ("assistant", 78)), "assistant content is int 78, not text"),
 ])
 def test_bad_line_reports_file_line_reason_and_fix(tmp_path, line, reason):
     path = write(tmp_path, GOOD, line)
