@@ -235,7 +235,7 @@ def misses(result: ExamResult, dataset) -> str:
         if item.strict:
             continue
         ref_row = by_question.get(item.question)
-        ref = _steps(next(m["content"] for m in ref_row["messages"] if m["role"] == "assistant")) if ref_row else []
+        ref = _steps(data._turn(ref_row, "assistant")) if ref_row else []
         said = _steps(item.response)
         if not item.format:
             lines.append(f"| {k} | {item.expected} | (no `{{{{ans:}}}}` tag) | | the answer format was not followed |")
