@@ -1,0 +1,77 @@
+"""The cpu track's bf16 plugin: bf16 matrix products, LoRA updates still added in fp32."""
+
+import importlib.util
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from helpers import paths, tracks
+
+PLUGIN = paths.COURSE_ROOT / tracks.CPU_BF16_PLUGIN
+
+
+def _plugin():
+    spec = importlib.util.spec_from_file_location("ftlab_cpu_bf16_test", PLUGIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_lora(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64))
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["2"], lora_dropout=0.0))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # a small learned update, as after a few steps
+            torch.nn.init.normal_(p, std=1e-4)
+    return model
+
+
+def test_plugin_registers_its_callback_under_the_name_the_command_uses():
+    from swift.callbacks import callbacks_map
+
+    _plugin()
+    assert tracks.cpu_speed_flags().get("callbacks", "ftlab_cpu_bf16") in callbacks_map
+
+
+def test_lora_update_survives_bf16_autocast_only_with_the_plugin():
+    x = torch.randn(8, 64) * 10  # the last layer's outputs are a few units; its LoRA update is far smaller
+
+    def seen_update(model, autocast: bool) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            with model.disable_adapter():
+                without = model(x).float()
+            return model(x).float() - without
+
+    true_update = seen_update(_tiny_lora(), autocast=False)
+
+    def error(hooked: bool) -> float:
+        model = _tiny_lora()
+        if hooked:
+            assert _plugin().keep_lora_sums_in_fp32(model) == 1
+        return float((seen_update(model, autocast=True) - true_update).abs().mean() / true_update.abs().mean())
+
+    plain, with_plugin = error(False), error(True)
+    assert plain > 0.5, plain  # a bf16 sum rounds most of the update away
+    assert with_plugin < 0.05, with_plugin
+
+
+def test_hooks_are_added_once():
+    plugin = _plugin()
+    model = _tiny_lora()
+    plugin.keep_lora_sums_in_fp32(model)
+    plugin.keep_lora_sums_in_fp32(model)
+    base = model.base_model.model[2].base_layer
+    assert len(base._forward_hooks) == 1
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_flags_only_where_the_cpu_has_native_bf16(monkeypatch, native):
+    monkeypatch.setattr(tracks.environment, "cpu_bf16", lambda: (native, "test"))
+    monkeypatch.setattr(tracks.environment, "gpu_info", lambda: None)
+    flags = tracks.cpu_speed_flags()
+    assert flags["gradient_checkpointing"] is False and flags["lora_dropout"] == 0.0
+    assert ("external_plugins" in flags) == native == flags.get("bf16", False)
+    if native:
+        assert (paths.COURSE_ROOT / flags["external_plugins"]).is_file() and flags["attn_impl"] == "eager"
