@@ -20,8 +20,10 @@ How `diagnose` decides, in order (the numbers are the constants below):
 3. Overfitting if the last eval loss is above the eval minimum by more than
    max(5 % of the minimum, 0.02) and that minimum is not the last point.
 4. Underfitting if the eval loss is still falling: a straight-line fit over the second half
-   of the run still carries at least 10 % of its total drop, and at that pace a run as long
-   again would lower it by more than the tolerance above. The eval curve decides because it
+   of the run still carries at least 10 % of its total drop, at that pace a run as long
+   again would lower it by more than the tolerance above, and its lowest point is one of the
+   last two evaluations (a curve whose minimum lies further back has stopped falling, even if
+   the straight line through a late drop still points down). The eval curve decides because it
    is the mock exam (training loss has already passed rule 2). With fewer than 2 eval points
    the training loss decides instead (same rules, and the fall must stand out of the noise: t-statistic of
    the slope below -2); the state then cannot be overfitting and a note says so.
@@ -56,6 +58,7 @@ EVAL_REL_TOL = 0.05  # eval may sit 5 % above its minimum and still count as "at
 EVAL_ABS_TOL = 0.02  # ... or 0.02, whichever is larger (small losses need an absolute floor)
 STILL_FALLING = 0.10  # second half still carries ≥ 10 % of the total drop → "still falling"
 TAIL_FRACTION = 1 / 2  # "the end" = the second half of the learning done (at least 3 points)
+LATE_MIN_EVALS = 2  # still falling only while the eval minimum is one of the last 2 evaluations
 MIN_TREND_T = 2.0  # train slope must stand out of the noise: t-statistic ≤ -2
 FEW_EVAL_POINTS = 3  # fewer eval points than this → low-confidence note
 
@@ -111,8 +114,9 @@ def thresholds_table() -> str:
         ("overfitting", (f"last eval loss > eval minimum + max({EVAL_REL_TOL:.0%} of it, {EVAL_ABS_TOL}),"
                          " minimum not at the end")),
         ("underfitting", (f"the second half of the run (in learning-rate progress) still carries"
-                          f" ≥ {STILL_FALLING:.0%} of the eval loss's total drop, and a run as long again"
-                          " would lower it by more than the tolerance (train loss when no eval)")),
+                          f" ≥ {STILL_FALLING:.0%} of the eval loss's total drop, a run as long again"
+                          " would lower it by more than the tolerance, and its minimum is one of the last"
+                          f" {LATE_MIN_EVALS} evaluations (train loss when no eval)")),
         ("converged", "train loss fell, eval flat within tolerance of its minimum"),
         ("too few points", (f"< {MIN_TRAIN_POINTS} train points → unknown;"
                             f" < {FEW_EVAL_POINTS} eval points → low confidence")),
@@ -357,7 +361,7 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
         e_gained = e_first - e_min
         e_change, e_next, _ = _tail_trend(progress(e_steps, lr), esm, 2) if has_eval else (0.0, 0.0, 0.0)
         e_share = -e_change / e_gained if e_gained > 0 else 0.0
-        eval_falling = e_share >= STILL_FALLING and -e_next > tol
+        eval_falling = e_share >= STILL_FALLING and -e_next > tol and j_min >= len(e_loss) - LATE_MIN_EVALS
         ev.update(eval_first=e_first, eval_min=e_min, eval_min_step=int(e_steps[j_min]), eval_last=e_last,
                   eval_last_step=int(e_steps[-1]), eval_tolerance=tol, eval_tail_share=e_share,
                   eval_next_run_change=e_next)
@@ -400,6 +404,9 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
 
 # --- ms-swift logs ---
 
+HISTORY_FILE = "resumed_history.jsonl"  # in a run that continued another: that run's log up to the resume step
+
+
 def _log_file(path) -> Path:
     p = Path(path)
     return p / "logging.jsonl" if p.is_dir() else p
@@ -408,14 +415,23 @@ def _log_file(path) -> Path:
 def read_log(path) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict]:
     """Parse an ms-swift logging.jsonl (or its run folder): (train points, eval points, info).
 
-    Tolerates blank lines and a half-written last line (the log is appended while training).
+    Tolerates blank lines and a half-written last line (the log is appended while training). A run that
+    continued another (`--resume_from_checkpoint`) starts with that run's points, so its curves and its
+    diagnosis cover the whole training; info["resumed_at"] is the step it continued from.
     """
     file = _log_file(path)
     train, evals = [], []
     info = {"path": str(file), "max_steps": None, "last_step": 0, "finished": False, "skipped_lines": 0,
             "best_model_checkpoint": None, "last_model_checkpoint": None, "best_metric": None,
-            "learning_rate": []}
-    for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+            "learning_rate": [], "resumed_at": None}
+    history = file.parent / HISTORY_FILE
+    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    if history.is_file() and history != file:  # only loss and eval lines: no summary of the earlier run
+        lines = history.read_text(encoding="utf-8").splitlines() + ["<resumed>"] + lines
+    for line in lines:
+        if line == "<resumed>":
+            info["resumed_at"] = info["last_step"]
+            continue
         if not line.strip():
             continue
         try:

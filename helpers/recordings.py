@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import paths
 from .curves import LiveCurves
+from .diagnosis import HISTORY_FILE
 from .training import RUN_FILE, Run
 
 
@@ -47,6 +48,9 @@ def record(run: Run, name: str, track: str | None = None, exam_results: dict | N
         raise FileExistsError(f"{paths.short(dest)} exists. Fix: pick another name (recordings are never overwritten).")
     dest.mkdir(parents=True)
     _portable_log(run.log_path, dest / "logging.jsonl")
+    history = run.run_dir / HISTORY_FILE  # a continued run: the earlier run's points it starts from
+    if history.is_file():
+        _portable_log(history, dest / HISTORY_FILE)
     meta = json.loads((run.run_dir / RUN_FILE).read_text())
     meta["source_run"] = meta.pop("run_dir")
     meta["status"] = run.status

@@ -43,6 +43,7 @@ class Run:
     versions: dict = field(default_factory=dict)
     hardware: str = ""
     pid: int | None = None
+    resumed_from: str = ""  # the checkpoint this run continued (course-relative), if it continued one
 
     # ---- persistence -------------------------------------------------------------------------
     def save(self) -> None:
@@ -80,7 +81,10 @@ class Run:
         recorded = info.get(key)
         if recorded:  # swift writes absolute paths; keep only the folder name so a moved course still works
             p = self.run_dir / Path(recorded).name
-            return p if p.is_dir() else None
+            if p.is_dir():
+                return p
+            # a continued run whose own evaluations never beat the run it continued: swift keeps that best
+            return Path(recorded) if Path(recorded).is_dir() else None
         ckpts = sorted(self.run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
         ckpts = [c for c in ckpts if c.name.split("-")[-1].isdigit()]
         if not ckpts:
@@ -215,6 +219,24 @@ def _resume_checkpoint(resume_from, track: str) -> Path:
     return Path(ckpt)
 
 
+def _write_history(ckpt: Path, run_dir: Path) -> None:
+    """The continued run's loss and eval lines up to the checkpoint, so the new run's curves start at step 0."""
+    step = int(ckpt.name.rsplit("-", 1)[-1])
+    source = ckpt.parent
+    lines = []
+    for name in (diagnosis.HISTORY_FILE, "logging.jsonl"):
+        f = source / name
+        for line in (f.read_text(encoding="utf-8").splitlines() if f.is_file() else []):
+            try:
+                row = json.loads(line)
+                at = int(str(row.get("global_step/max_steps", "")).split("/")[0])
+            except ValueError:
+                continue
+            if ("loss" in row or "eval_loss" in row) and at <= step:
+                lines.append(line)
+    (run_dir / diagnosis.HISTORY_FILE).write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
+
+
 def _check_lengths(files: dict, model: models.Model, max_length: int) -> None:
     """Rows longer than max_length are dropped silently by swift (--truncation_strategy delete): say so first."""
     for path, lines in files.items():
@@ -280,8 +302,9 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     val_path = resolve_dataset(val_dataset) if val_dataset else None
     if deepspeed:
         extra["deepspeed"] = deepspeed
-    if resume_from is not None:
-        extra["resume_from_checkpoint"] = swift_runner.arg_path(_resume_checkpoint(resume_from, track))
+    resume_ckpt = _resume_checkpoint(resume_from, track) if resume_from is not None else None
+    if resume_ckpt is not None:
+        extra["resume_from_checkpoint"] = swift_runner.arg_path(resume_ckpt)
     env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
     if env or os.environ.get("NNODES"):  # several machines: swift's torchrun launch reads these too; print them
         env.update({k: os.environ[k] for k in swift_runner.MULTI_NODE_ENV if os.environ.get(k)})
@@ -294,6 +317,8 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
 
     label = label or f"lr{learning_rate}-r{lora_rank}-e{num_train_epochs}-{train_path.stem}"
     run_dir = _new_run_dir(track, label)
+    if resume_ckpt is not None:
+        _write_history(resume_ckpt, run_dir)
     train_file = _subset(train_path, train_rows, train_lines, run_dir)
     val_file = _subset(val_path, val_rows, val_lines, run_dir) if val_path else None
     n_rows = len(train_lines)
@@ -302,7 +327,8 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
               "train_rows": n_rows, "val_rows": val_rows}, extra=extra, model=model.name,
               model_path=paths.short(model.path), track=track, command=swift_runner.printable("sft", args, env),
               argv=args, env=env, started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              versions=versions(), hardware=hardware())
+              versions=versions(), hardware=hardware(),
+              resumed_from=paths.short(resume_ckpt) if resume_ckpt is not None else "")
     run.save()
     if show:
         print("Running from the course folder:\n  " + run.command, flush=True)
@@ -326,7 +352,9 @@ def watch(run: Run, proc, show: bool = True) -> Run:
             done = proc.poll() is not None
             children.update(swift_runner.descendants(proc.pid))
             train, evals, info = run.curves()
-            bar.update(max(info.get("last_step") or 0, bar.n), info.get("max_steps"))
+            start = info.get("resumed_at") or 0  # a continued run counts its own steps, not the earlier run's
+            total = info.get("max_steps")
+            bar.update(max((info.get("last_step") or start) - start, bar.n), total - start if total else None)
             if live:
                 last = f"step {train[-1][0]}: train {train[-1][1]:.3f}" if train else "waiting for the first log line"
                 if evals:

@@ -325,3 +325,40 @@ def test_real_sample_lines(tmp_path):
     assert train == [(1, 3.13345838)] and ev == [(2, 2.14793229)]
     assert info["completed"] and info["best_metric"] == 1.75688398
     assert diagnose_log(tmp_path).state == "unknown"
+
+
+def test_a_curve_whose_minimum_lies_back_has_stopped_falling():
+    """Experiment 5's shape on the cpu track: eval falls, bottoms out, then sits flat or creeps up a little.
+
+    A straight line through the second half still points down (the late drop to the minimum), but the
+    curve has stopped falling: converged, not underfitting.
+    """
+    steps = log_steps(250, every=5)
+    train = 0.07 + 1.4 * np.exp(-np.asarray(steps) / 20.0)
+    ev_steps = list(range(25, 251, 25))
+    ev = [0.1918, 0.1179, 0.0962, 0.0812, 0.0835, 0.0802, 0.0726, 0.0728, 0.0753, 0.0754]
+    d = diagnose(pts(steps, train), pts(ev_steps, ev), lr=cosine_lr(steps, 250))
+    assert d.evidence["eval_tail_share"] >= diagnosis.STILL_FALLING  # the trend alone would say "falling"
+    assert d.state == "converged", str(d)
+    rising = ev[:6] + [0.0760, 0.0740, 0.0728, 0.0715]  # the same run with the minimum at the end
+    assert diagnose(pts(steps, train), pts(ev_steps, rising), lr=cosine_lr(steps, 250)).state == "underfitting"
+
+
+def test_a_continued_run_starts_with_the_history_of_the_run_it_continued(tmp_path):
+    from helpers.training import _write_history
+
+    train, ev, _ = curves("underfitting")
+    parent = tmp_path / "004-exp4"
+    (parent / "checkpoint-20").mkdir(parents=True)
+    (parent / "logging.jsonl").write_text(swift_log(train, ev, 35))  # a finished run with its summary lines
+    child = tmp_path / "005-exp5"
+    child.mkdir()
+    _write_history(parent / "checkpoint-20", child)
+    later = [(s + 15, v * 0.99) for s, v in train if s >= 10]  # the continued run's own steps: 25..50
+    (child / "logging.jsonl").write_text(swift_log(later, [(50, ev[-1][1] * 0.99)], 50, finished=False))
+    got_train, got_eval, info = read_log(child)
+    assert [s for s, _ in got_train] == [s for s, _ in train if s <= 20] + [s for s, _ in later]
+    assert [s for s, _ in got_eval] == [10, 20, 50]
+    assert info["resumed_at"] == 20 and info["max_steps"] == 50
+    assert not info["finished"]  # the earlier run's summary lines are not part of the history
+    assert diagnose_log(child).evidence["train_first"] == train[0][1]  # judged from step 1, not from step 25
