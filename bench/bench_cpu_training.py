@@ -118,18 +118,18 @@ def bench_training(args) -> None:
 def bench_exam(args) -> None:
     import torch
 
-    from helpers import exams
+    from helpers import inference
 
     rows = data.read_rows(paths.DATA_DIR / "exam_100.jsonl")[: args.exam]
     answers = {}
     for dtype in ("float32", "bfloat16"):
-        loaded = exams.load_for_exam(models.embedded_model(), dtype=getattr(torch, dtype))
-        prompts = [exams.encode_prompt(loaded.template, r) for r in rows]
+        loaded = inference.load(models.embedded_model(), dtype=getattr(torch, dtype))
+        prompts = [inference.encode_prompt(loaded.template, r) for r in rows]
         t0 = time.time()
-        with exams._threads(None):
+        with inference.threads(None):
             out = []
             for i in range(0, len(prompts), 32):
-                out += exams._generate(loaded, prompts[i:i + 32], args.max_new_tokens)
+                out += inference.generate(loaded, prompts[i:i + 32], args.max_new_tokens)
         answers[dtype] = (time.time() - t0, out)
     (t32, a32), (t16, a16) = answers["float32"], answers["bfloat16"]
     same = sum(a == b for a, b in zip(a32, a16))

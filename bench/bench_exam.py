@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import helpers.exams as ex  # noqa: E402
+import helpers.inference as inference  # noqa: E402
 from helpers.models import embedded_model  # noqa: E402
 
 DATASETS = {10: ROOT / "resources/2_7/test.jsonl", 100: ROOT / "resources/2_7/exam_100.jsonl"}
@@ -56,11 +57,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: idle cores)")
     args = ap.parse_args(argv)
-    threads = args.threads or ex.cpu_threads()  # fixed once, so both paths run with the same threads
+    threads = args.threads or inference.cpu_threads()  # fixed once, so both paths run with the same threads
     sizes = args.batch_size or [32]
     print(f"torch threads: {threads} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), "
           f"batch sizes {sizes}, max_new_tokens {args.max_new_tokens}", flush=True)
-    loaded = ex.load_for_exam(embedded_model())
+    loaded = inference.load(embedded_model())
     results = []
     for n in args.n or sorted(DATASETS):
         for r in run(n, loaded, sizes, args.max_new_tokens, threads):

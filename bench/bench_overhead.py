@@ -4,8 +4,9 @@ Runs the same small cpu-style training (embedded model) twice each way, alternat
   A) `swift sft ...` started from a shell-like subprocess (the exact argv the helper printed),
   B) `helpers.sft(...)` (validation + launch + live watching + diagnosis),
 and prints wall times and the overhead ratio (goal ≤ 3 %). While B runs, a side thread notes when each
-new line appears in logging.jsonl (polling every 20 ms) and the helper's curve updates are timestamped:
-the difference is the on-screen latency (goal ≤ 2 s).
+new point appears in logging.jsonl (polling every 20 ms, with the package's own log reader) and sft's
+`on_update` listener timestamps each update of the live curves: the difference is the on-screen latency
+(goal ≤ 2 s).
 
 Usage: .venv/bin/python bench/bench_overhead.py [--rows 48] [--repeats 2]
 """
@@ -24,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FTLAB_TRACK", "cpu")
 
-from helpers import curves, paths, swift_runner, training  # noqa: E402
+from helpers import paths, swift_runner, training  # noqa: E402
+from helpers.swiftlog import SwiftLog  # noqa: E402
 
 PARAMS = dict(learning_rate=3e-4, lora_rank=8, num_train_epochs=1, batch_size=8, max_length=256, eval_steps=2,
               dataset="train_100", val_rows=8, gradient_accumulation_steps=1, dataloader_num_workers=0)
@@ -41,39 +43,32 @@ def plain_swift(argv: list[str], out_dir: Path) -> float:
 
 
 def helper_run(rows: int, label: str):
-    """helpers.sft with its live figure replaced by a timestamping recorder; returns (seconds, run, latencies)."""
+    """helpers.sft with a timestamping update listener; returns (seconds, run, latencies)."""
     updates: list[tuple[float, int]] = []
-    real_update = curves.LiveCurves.update
-
-    def timed_update(self, train, evals, subtitle=""):
-        updates.append((time.time(), len(train) + len(evals)))
-        return real_update(self, train, evals, subtitle)
-
     seen: list[float] = []
     stop = threading.Event()
+
+    def on_update(run, train, evals, info):  # called where the live figure is redrawn
+        updates.append((time.time(), len(train) + len(evals)))
 
     def watch_file():
         log, count = None, 0
         while not stop.is_set():
             if log is None:
-                cands = sorted(paths.OUTPUT_DIR.glob(f"cpu/*-{label}/logging.jsonl"))
-                log = cands[-1] if cands else None
-            if log is not None and log.is_file():
-                lines = [ln for ln in log.read_text().splitlines() if '"loss"' in ln or '"eval_loss"' in ln]
-                for _ in range(len(lines) - count):
-                    seen.append(time.time())
-                count = len(lines)
+                cands = sorted(paths.OUTPUT_DIR.glob(f"cpu/*-{label}"))
+                log = SwiftLog(cands[-1]) if cands else None
+            if log is not None:
+                train, evals, _ = log.read()
+                seen.extend([time.time()] * (len(train) + len(evals) - count))
+                count = len(train) + len(evals)
             time.sleep(0.02)
 
-    curves.LiveCurves.update = timed_update
-    curves._in_notebook = lambda: False
     t = threading.Thread(target=watch_file, daemon=True)
     t.start()
     t0 = time.time()
     try:
-        run = training.sft(**PARAMS, train_rows=rows, label=label, show=True)
+        run = training.sft(**PARAMS, train_rows=rows, label=label, show=True, on_update=on_update)
     finally:
-        curves.LiveCurves.update = real_update
         stop.set()
     wall = time.time() - t0
     latencies = []

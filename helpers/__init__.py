@@ -1,22 +1,47 @@
-"""Fine-Tuning Lab helpers: one module per concept, imported from the course folder.
+"""Fine-Tuning Lab helpers: one module per concept, imported from the course folder. `dir(helpers)` is the API.
 
-The notebook API (one call per idea) is re-exported here lazily, so `import helpers` stays fast.
+Where each idea lives, bottom to top (a module imports only from its own layer's earlier modules or below):
+
+  ground     paths (course folders) · view (the one table helper, state colours) · shapes (LoRA counts) ·
+             environment (machine, track, versions, memory estimate) · process (child process trees) ·
+             swiftlog (the one swift-log reader) · models (which model, its folder, chat template) ·
+             data (rows, the prompt format, validation)
+  judgement  scoring (seed/strict rules) · diagnosis (the four training states)
+  views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
+             plots) · quiz
+  engine     swift_runner (flags, argv) · tracks (the five experiments per track) · runs (Run and its history) ·
+             training (sft, watch) · inference (the one model loader) · exams · merging · recordings · ask
+  face       this API · cli (`python -m helpers`)
+
+The dataset generator is tools/problems.py; the ms-swift plugin for bf16 on a CPU is swift_plugins/cpu_bf16.py.
+The API is imported lazily, so `import helpers` stays fast.
 """
 
+LAYERS = {
+    "ground": ["paths", "view", "shapes", "environment", "process", "swiftlog", "models", "data"],
+    "judgement": ["scoring", "diagnosis"],
+    "views": ["cards", "curves", "theory", "quiz"],
+    "engine": ["swift_runner", "tracks", "runs", "training", "inference", "exams", "merging", "recordings", "ask"],
+    "face": ["__init__", "cli", "__main__"],
+}
+
 _API = {
-    "check_environment": "environment",
-    "detect_track": "environment",
-    "get_model": "models",
-    "sft": "training",
-    "Run": "training",
-    "runs": "training",
-    "compare": "training",
-    "exam": "exams",
-    "merge": "merging",
-    "replay": "recordings",
-    "record": "recordings",
-    "experiments": "tracks",
-    "diagnose": "diagnosis",
+    # the environment and the model
+    "check_environment": "environment", "detect_track": "environment", "get_model": "models",
+    "DATA_DIR": "paths",
+    # training
+    "experiments": "tracks", "plan_table": "tracks", "exam_settings": "tracks",
+    "sft": "training", "Run": "runs", "runs": "runs", "compare_runs": "runs",
+    "diagnose": "diagnosis", "diagnose_log": "runs", "thresholds_table": "cards",
+    # exams
+    "exam": "exams", "compare_exams": "exams", "misses": "exams", "over_credit_example": "exams",
+    "ExamResult": "scoring",
+    # after training
+    "merge": "merging", "ask_your_model": "ask", "prompt_row": "data",
+    "encode_prompt": "inference", "swift_template": "inference",
+    # recordings of real runs
+    "replay": "recordings", "save_recording": "recordings", "load_recording": "recordings",
+    "save_exams": "recordings", "recorded_exams": "recordings",
 }
 
 __all__ = sorted(_API)
@@ -28,3 +53,7 @@ def __getattr__(name):
 
         return getattr(import_module(f"{__name__}.{_API[name]}"), name)
     raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

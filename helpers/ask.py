@@ -4,9 +4,8 @@
     asker = ask_your_model(model, best_run, max_new_tokens=EXAM["max_new_tokens"])
 
 Everything the exam does is reused, not copied: the question is wrapped in the training data's user
-message (`problems.to_row`, hence `problems.INSTRUCTION`), encoded by ms-swift's template
-(`exams.encode_prompt`), answered greedily by the exam's generation code, and judged by the strict rule
-(`exams.strict_correct`). So what you see here is what the exam would have scored.
+message (`data.prompt_row`), loaded, encoded and answered greedily by `inference` as in the exam, and
+judged by the strict rule (`scoring.strict_correct`). So what you see here is what the exam would have scored.
 """
 
 from __future__ import annotations
@@ -14,20 +13,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from . import exams, problems
-
-
-def prompt_row(question: str) -> dict:
-    """The chat row the exam would build for `question`: system turn + the course's user message."""
-    row = problems.to_row(question.strip(), "")
-    row["messages"] = [m for m in row["messages"] if m["role"] != "assistant"]
-    return row
-
-
-def tagged_answer(response: str) -> str | None:
-    """The text inside the last `{{ans:...}}` tag (the one the strict score reads), or None."""
-    tags = exams.ANS_RE.findall(response)
-    return tags[-1].strip() if tags else None
+from . import data, inference, paths, scoring
+from .cards import answer_html
+from .data import prompt_row
+from .quiz import WithFallback
+from .scoring import tagged_answer
 
 
 @dataclass
@@ -45,7 +35,7 @@ class Answer:
         """True/False by the strict rule when an expected number was given, else None."""
         if not self.expected:
             return None
-        return exams.strict_correct(self.response, self.expected)
+        return scoring.strict_correct(self.response, self.expected)
 
     def verdict(self) -> str:
         if self.correct is None:
@@ -64,7 +54,7 @@ class Asker:
 
     def _model(self, label: str):
         if label not in self._loaded:
-            self._loaded[label] = exams.load_for_exam(self.sources[label])
+            self._loaded[label] = inference.load(self.sources[label])
         return self._loaded[label]
 
     def ask(self, question: str, expected: str | int | None = None) -> list[Answer]:
@@ -74,11 +64,11 @@ class Asker:
         row = prompt_row(question)
         want = str(expected).strip() if expected is not None and str(expected).strip() else None
         answers = []
-        with exams._threads(None):
+        with inference.threads(None):
             for label in self.sources:
                 loaded = self._model(label)
-                ids = exams.encode_prompt(loaded.template, row)
-                text = exams._generate(loaded, [ids], self.max_new_tokens)[0]
+                ids = inference.encode_prompt(loaded.template, row)
+                text = inference.generate(loaded, [ids], self.max_new_tokens)[0]
                 answers.append(Answer(label, text, want))
         return answers
 
@@ -93,7 +83,7 @@ def answers_html(question: str, answers: list[Answer]) -> str:
         tag = f"<code>{{{{ans:{html.escape(a.tag)}}}}}</code>" if a.tag is not None else "<i>no {{ans:}} tag</i>"
         cells.append(
             "<td style='vertical-align:top;text-align:left;padding:6px;border:1px solid #ccc;width:50%'>"
-            f"<b>{html.escape(a.model)}</b><br>{exams._answer_html(a.response)}"
+            f"<b>{html.escape(a.model)}</b><br>{answer_html(a.response)}"
             f"<p>extracted: {tag} &nbsp; <span class='ftlab-verdict'>{a.verdict()}</span></p></td>")
     want = answers[0].expected if answers else None
     head = f"<p><b>Question:</b> {html.escape(question.strip())}"
@@ -113,8 +103,6 @@ def ask_widget(asker: Asker, question: str, expected=None):
     """Question box, expected-number box, a button, and both answers; the example is answered at once
     so a saved notebook shows real answers (its HTML fallback) even where widgets do not render."""
     import ipywidgets as widgets
-
-    from .quiz import WithFallback
 
     first = asker.ask(question, expected)
     q_box = widgets.Textarea(value=question, description="Question", rows=3,
@@ -151,8 +139,8 @@ def ask_your_model(base, tuned, max_new_tokens: int = 128, question: str | None 
     from IPython.display import display
 
     if question is None:
-        demo = problems.demo_problem()
-        question, expected = demo.question, demo.answer
+        demo = data.read_rows(paths.DATA_DIR / "demo.jsonl")[0]
+        question, expected = data.question_of(demo), data.expected_answer(demo)
     tuned_label = f"fine-tuned ({getattr(tuned, 'label', None) or 'adapter'})"
     base_label = f"base ({getattr(base, 'name', None) or 'model'})"
     box = ask_widget(Asker(base, tuned, max_new_tokens, base_label, tuned_label), question, expected)

@@ -35,7 +35,7 @@ def _validate(args) -> int:
 
 
 def _diagnose(args) -> int:
-    from .diagnosis import diagnose_log
+    from .runs import diagnose_log
 
     d = diagnose_log(args.path)
     print(json.dumps(d.to_dict(), ensure_ascii=False) if args.json else d)
@@ -44,7 +44,7 @@ def _diagnose(args) -> int:
 
 def _score(args) -> int:
     from .data import read_rows
-    from .exams import score_responses
+    from .scoring import score_responses
 
     rows = read_rows(args.data)
     responses = [json.loads(line)["response"] for line in Path(args.responses).read_text(encoding="utf-8").splitlines()
@@ -89,7 +89,7 @@ def _sft(args, rest) -> int:
 
 def _merge(args) -> int:
     from .merging import merge
-    from .training import Run
+    from .runs import Run
 
     target = Path(args.run)
     src = Run.load(target) if (target / "ftlab_run.json").is_file() else target
@@ -98,7 +98,7 @@ def _merge(args) -> int:
 
 
 def _runs(args) -> int:
-    from .training import runs
+    from .runs import runs
 
     for r in runs(show=False):
         print(f"{r.run_dir}\t{r.status}\t{r.diagnosis.state if r.log_path.is_file() else '-'}")
@@ -106,9 +106,9 @@ def _runs(args) -> int:
 
 
 def _replay(args) -> int:
-    from .recordings import load
+    from .recordings import load_recording
 
-    run = load(args.name)
+    run = load_recording(args.name)
     print(f"RECORDING {run.label}: {run.hardware}, {run.started[:10]}\n{run.command}\n")
     print(run.diagnosis)
     return 0

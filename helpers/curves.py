@@ -10,9 +10,6 @@ if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline"
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-STATE_COLORS = {"failed": "#c0392b", "underfitting": "#d68910", "overfitting": "#8e44ad",
-                "converged": "#1e8449", "unknown": "#7f8c8d"}
-
 
 def _in_notebook() -> bool:
     try:

@@ -13,8 +13,28 @@ import json
 import re
 from pathlib import Path
 
+from . import models, paths
+
+# The prompt format, written here once: the generator writes rows with it, the exam and "ask your model"
+# build prompts with it, and question_of reads it back. No example number: a model that copied one
+# would score whenever it happened to be an answer.
+INSTRUCTION = "Reason step by step, then give the final number in the form {{ans:number}}."
 QUESTION_MARK = "#Math Problem#\n"
 ANS_RE = re.compile(r"\{\{\s*ans\s*:(.*?)\}\}", re.DOTALL)
+
+
+def to_row(question: str, solution: str) -> dict:
+    """A chat row in the course's format: empty system turn, the instruction and the question, the solution."""
+    user = f"#Output#\n{INSTRUCTION}\n{QUESTION_MARK}{question}"
+    return {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": user},
+                         {"role": "assistant", "content": solution}]}
+
+
+def prompt_row(question: str) -> dict:
+    """The row the exam would build for `question`: the system turn and the user message, no answer."""
+    row = to_row(question.strip(), "")
+    row["messages"] = row["messages"][:2]
+    return row
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -23,19 +43,20 @@ def read_rows(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _turn(row: dict, role: str) -> str:
+def turn(row: dict, role: str) -> str:
+    """The content of the first message with this role ('' when there is none)."""
     return next((m.get("content") or "" for m in row["messages"] if m.get("role") == role), "")
 
 
 def question_of(row: dict) -> str:
     """The problem text: what follows `#Math Problem#` in the user turn, else the whole user turn."""
-    user = _turn(row, "user")
+    user = turn(row, "user")
     return user.split(QUESTION_MARK, 1)[1].strip() if QUESTION_MARK in user else user.strip()
 
 
 def expected_answer(row: dict) -> str:
     """N from the last `{{ans:N}}` of the assistant turn ('' when there is none)."""
-    tags = ANS_RE.findall(_turn(row, "assistant"))
+    tags = ANS_RE.findall(turn(row, "assistant"))
     return tags[-1].strip() if tags else ""
 
 
@@ -134,9 +155,7 @@ def token_lengths(model_dir: str | Path, rows: list[dict]) -> list[int]:
     model_dir = Path(model_dir)
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    source = cfg.get("chat_template")
-    if not source and (model_dir / "chat_template.jinja").is_file():
-        source = (model_dir / "chat_template.jinja").read_text(encoding="utf-8")
+    source = models.chat_template(model_dir)
 
     def _raise(message):
         raise jinja2.exceptions.TemplateError(message)
@@ -148,3 +167,36 @@ def token_lengths(model_dir: str | Path, rows: list[dict]) -> list[int]:
     special = {k: (v.get("content") if isinstance(v, dict) else v) or "" for k, v in special.items()}
     texts = [template.render(messages=r["messages"], add_generation_prompt=False, **special) for r in rows]
     return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+
+
+def resolve_dataset(dataset) -> Path:
+    """'train_100' -> resources/2_7/train_100.jsonl; a path is taken as given. Must exist."""
+    p = Path(dataset)
+    if not p.suffix and not p.exists():
+        p = paths.DATA_DIR / f"{dataset}.jsonl"
+    if not p.is_file():
+        raise FileNotFoundError(f"{dataset}: no such dataset file. Fix: pass a .jsonl path or one of "
+                                f"{sorted(x.stem for x in paths.DATA_DIR.glob('*.jsonl'))}.")
+    if "#" in p.name:
+        raise ValueError(f"{p}: ms-swift reads '#N' in a dataset name as 'sample N rows'. Fix: rename the file.")
+    return p
+
+
+def first_rows(path: Path | None, rows: int | None) -> list[str]:
+    """The dataset lines a run will use: all of them, or the first `rows` (the cpu and ci tracks)."""
+    if path is None:
+        return []
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if rows and rows > len(lines):
+        raise ValueError(f"{paths.short(path)} has {len(lines)} rows, fewer than the {rows} asked for.")
+    return lines[:rows] if rows else lines
+
+
+def write_subset(path: Path, rows: int | None, lines: list[str], folder: Path) -> Path:
+    """The first `rows` lines as a file in `folder` (a run's own copy of its data); the file itself when all rows."""
+    if not rows:
+        return path
+    out = Path(folder) / "data" / f"{path.stem}_first{rows}.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

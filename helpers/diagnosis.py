@@ -1,4 +1,5 @@
-"""Which state is a training run in? The lesson's four states, made measurable.
+"""Which state is a training run in? The lesson's four states, made measurable (rules only: swiftlog.py
+reads the log, cards.py draws the card).
 
 The lesson (section 3.1) reads two curves, training loss and validation (eval) loss:
 
@@ -40,11 +41,8 @@ validation set every time, so it is smoothed only when there are many eval point
 
 from __future__ import annotations
 
-import html
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -62,13 +60,6 @@ LATE_MIN_EVALS = 2  # still falling only while the eval minimum is one of the la
 MIN_TREND_T = 2.0  # train slope must stand out of the noise: t-statistic ≤ -2
 FEW_EVAL_POINTS = 3  # fewer eval points than this → low-confidence note
 
-COLORS = {
-    "failed": "#c62828",
-    "underfitting": "#ef6c00",
-    "overfitting": "#6a1b9a",
-    "converged": "#2e7d32",
-    "unknown": "#616161",
-}
 NEXT_MOVES = {
     "failed": "lower the learning rate a lot (the lesson goes 0.1 → 5e-5)",
     "underfitting": "train longer: more epochs (the lesson goes 1 → 50, and 3 → 15)",
@@ -85,46 +76,6 @@ CAUSES = {
     "unknown": "the run is too short to tell",
 }
 NO_EVAL_NOTE = "no validation set — cannot tell over- from underfitting"
-# evidence keys as a learner reads them (the JSON keeps the short names)
-EVIDENCE_LABELS = {
-    "train_first": "first logged train loss", "train_lowest": "lowest logged train loss", "train_lowest_step": "… at step",
-    "train_last": "last logged train loss",
-    "train_start": "train loss at the start (for the rule)", "train_min": "train loss minimum (smoothed)",
-    "train_min_step": "… at step", "train_end": "train loss at the end (smoothed)",
-    "train_drop": "train loss fell by (fraction of start)", "train_gave_back": "share of the fall given back",
-    "train_tail_share": "share of the train fall in the second half", "train_tail_t": "t-statistic of the late train slope",
-    "train_next_run_change": "projected train change over a run as long again",
-    "eval_first": "eval loss at the first evaluation", "eval_min": "eval loss minimum", "eval_min_step": "… at step",
-    "eval_last": "eval loss at the last evaluation", "eval_last_step": "… at step",
-    "eval_tolerance": "\"at the minimum\" tolerance", "eval_tail_share": "share of the eval fall in the second half",
-    "eval_next_run_change": "projected eval change over a run as long again",
-    "smoothing_window": "smoothing window (points)", "time_axis": "time measured in",
-    "n_train": "train points", "n_eval": "eval points", "last_step": "last step", "max_steps": "planned steps",
-    "best_model_checkpoint": "best checkpoint",
-}
-
-
-def thresholds_table() -> str:
-    """The thresholds as a markdown table, for the notebook."""
-    rows = [
-        ("smoothing", (f"centred rolling median over {SMOOTH_FRACTION:.0%} of the points"
-                       f" (at least {MIN_TRAIN_WINDOW} for train loss)")),
-        ("failed", (f"NaN/inf loss, or final train loss not ≥ {FAILED_MIN_DROP:.0%} below the start,"
-                    f" or it climbed back by ≥ {FAILED_GIVE_BACK:.0%} of its improvement")),
-        ("overfitting", (f"last eval loss > eval minimum + max({EVAL_REL_TOL:.0%} of it, {EVAL_ABS_TOL}),"
-                         " minimum not at the end")),
-        ("underfitting", (f"the second half of the run (in learning-rate progress) still carries"
-                          f" ≥ {STILL_FALLING:.0%} of the eval loss's total drop, a run as long again"
-                          " would lower it by more than the tolerance, and its minimum is one of the last"
-                          f" {LATE_MIN_EVALS} evaluations (train loss when no eval)")),
-        ("converged", "train loss fell, eval flat within tolerance of its minimum"),
-        ("too few points", (f"< {MIN_TRAIN_POINTS} train points → unknown;"
-                            f" < {FEW_EVAL_POINTS} eval points → low confidence")),
-    ]
-    lines = ["| rule | threshold |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
-    return "\n".join(lines)
-
-
 THRESHOLDS_DOC = "How `diagnose` decides" + (__doc__ or "").partition("How `diagnose` decides")[2]  # plain words
 
 
@@ -155,9 +106,6 @@ class Diagnosis:
             "notes": list(self.notes),
         }
 
-    def __repr__(self) -> str:  # the plain-text form of a notebook cell: the card, not the dataclass fields
-        return str(self)
-
     @property
     def cause(self) -> str:
         return CAUSES.get(self.state, CAUSES["unknown"])
@@ -173,40 +121,6 @@ class Diagnosis:
             parts.append(f"eval loss {_f(ev['eval_first'])} at the first evaluation → lowest {_f(ev['eval_min'])} "
                          f"(step {ev['eval_min_step']}) → {_f(ev['eval_last'])} at step {ev['eval_last_step']}")
         return "; ".join(parts) or "no curve yet"
-
-    def __str__(self) -> str:
-        lines = [f"[{self.state.upper()}]",
-                 f"observation: {self.observation()}",
-                 f"cause:       {self.cause}",
-                 f"adjustment:  {self.next_move}",
-                 f"rule:        {self.reason}"]
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        e = html.escape
-        color = COLORS.get(self.state, COLORS["unknown"])
-        rows = "".join(
-            f"<tr><td style='padding:0 8px 0 0'>{e(EVIDENCE_LABELS.get(k, k))}</td>"
-            f"<td>{e(v if isinstance(v, str) else json.dumps(v))}</td></tr>"
-            for k, v in self.to_dict()["evidence"].items()
-        )
-        notes = "".join(f"<li>{e(n)}</li>" for n in self.notes)
-        row = "<tr><th style='text-align:left;padding:2px 10px 2px 0;vertical-align:top'>{}</th><td>{}</td></tr>"
-        return (
-            "<div class='ftlab-diagnosis' style='border:1px solid #ccc;border-radius:6px;"
-            "padding:8px 12px;max-width:720px;font-family:sans-serif'>"
-            "<table style='border-collapse:collapse'>"
-            + row.format("Observation", e(self.observation()))
-            + row.format("State", f"<span style='background:{color};color:#fff;padding:2px 10px;"
-                                  f"border-radius:10px;font-weight:bold'>{e(self.state)}</span>")
-            + row.format("Cause", e(self.cause))
-            + row.format("Adjustment", e(self.next_move))
-            + "</table>"
-            + (f"<ul style='margin:4px 0'>{notes}</ul>" if notes else "")
-            + f"<details><summary>the rule and the numbers behind it</summary><p style='margin:4px 0'>{e(self.reason)}</p>"
-            f"<table style='font-size:90%'>{rows}</table></details></div>"
-        )
 
 
 # --- curve measurements ---
@@ -400,94 +314,3 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
                                        "in the second half); no eval curve to confirm.")
     return verdict("converged", f"{curve}, flat at the end ({t_share:.0%} of the drop in the second half); "
                                 "no eval curve to confirm.")
-
-
-# --- ms-swift logs ---
-
-HISTORY_FILE = "resumed_history.jsonl"  # in a run that continued another: that run's log up to the resume step
-
-
-def _log_file(path) -> Path:
-    p = Path(path)
-    return p / "logging.jsonl" if p.is_dir() else p
-
-
-def read_log(path) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict]:
-    """Parse an ms-swift logging.jsonl (or its run folder): (train points, eval points, info).
-
-    Tolerates blank lines and a half-written last line (the log is appended while training). A run that
-    continued another (`--resume_from_checkpoint`) starts with that run's points, so its curves and its
-    diagnosis cover the whole training; info["resumed_at"] is the step it continued from.
-    """
-    file = _log_file(path)
-    train, evals = [], []
-    info = {"path": str(file), "max_steps": None, "last_step": 0, "finished": False, "skipped_lines": 0,
-            "best_model_checkpoint": None, "last_model_checkpoint": None, "best_metric": None,
-            "learning_rate": [], "resumed_at": None}
-    history = file.parent / HISTORY_FILE
-    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
-    if history.is_file() and history != file:  # only loss and eval lines: no summary of the earlier run
-        lines = history.read_text(encoding="utf-8").splitlines() + ["<resumed>"] + lines
-    for line in lines:
-        if line == "<resumed>":
-            info["resumed_at"] = info["last_step"]
-            continue
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            info["skipped_lines"] += 1
-            continue
-        if not isinstance(row, dict):
-            info["skipped_lines"] += 1
-            continue
-        step = _step(row, info)
-        if "loss" in row and step is not None:
-            train.append((step, _num(row["loss"])))
-            if "learning_rate" in row:
-                info["learning_rate"].append((step, _num(row["learning_rate"])))
-        if "eval_loss" in row and step is not None:
-            evals.append((step, _num(row["eval_loss"])))
-        if "train_runtime" in row:
-            info["finished"] = True
-        if "last_model_checkpoint" in row:
-            info["finished"] = True
-            for k in ("best_model_checkpoint", "last_model_checkpoint", "best_metric"):
-                info[k] = row.get(k)
-    # cancelling with SIGINT still writes the summary: "finished" but short of max_steps
-    info["completed"] = info["finished"] and (info["max_steps"] is None or info["last_step"] >= info["max_steps"])
-    return train, evals, info
-
-
-def _num(x) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _step(row: dict, info: dict) -> int | None:
-    """'5/35' → 5, remembering max_steps and the furthest step seen."""
-    gs = row.get("global_step/max_steps")
-    if not isinstance(gs, str) or "/" not in gs:
-        return None
-    try:
-        step, total = (int(p) for p in gs.split("/", 1))
-    except ValueError:
-        return None
-    info["max_steps"] = total
-    info["last_step"] = max(info["last_step"], step)
-    return step
-
-
-def diagnose_log(path, interrupted: bool | None = None) -> Diagnosis:
-    """read_log + diagnose; a run that did not complete all its steps is judged provisionally."""
-    train, evals, info = read_log(path)
-    if interrupted is None:
-        interrupted = not info["completed"]
-    d = diagnose(train, evals, max_steps=info["max_steps"], interrupted=interrupted,
-                 lr=info["learning_rate"], last_step=info["last_step"])
-    best = info["best_model_checkpoint"]
-    d.evidence["best_model_checkpoint"] = Path(best).name if best else None  # a folder name, no machine paths
-    return d

@@ -9,11 +9,22 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from . import paths
+from .shapes import QWEN25_1_5B
+from .view import table
 
 TRACKS = ("gpu", "cpu", "ci")
 TRACK_ENV = "FTLAB_TRACK"
-# Qwen2.5-1.5B-Instruct shapes (config.json of the lesson model)
-QWEN = dict(params=1.54e9, hidden=1536, layers=28, intermediate=8960, vocab=151936)
+STANDIN_ENV = "FTLAB_LESSON_MODEL"  # =standin: the lesson model is replaced by the stand-in (rehearsals)
+STANDIN_LABEL = "STAND-IN for Qwen2.5-1.5B-Instruct: same architecture, random weights, learns nothing"
+
+
+def standin_requested() -> bool:
+    """Does this environment rehearse the gpu track on the stand-in (FTLAB_LESSON_MODEL=standin)?"""
+    value = os.environ.get(STANDIN_ENV, "").strip().lower()
+    if value and value != "standin":
+        raise ValueError(f"{STANDIN_ENV}={value!r}: the only substitute this course knows is 'standin'. "
+                         f"Fix: unset {STANDIN_ENV} or set it to standin.")
+    return value == "standin"
 
 
 @dataclass
@@ -56,20 +67,20 @@ def gpu_info() -> dict | None:
             "count": torch.cuda.device_count()}
 
 
-def lesson_memory_gb(batch_size: int = 16, max_length: int = 512, lora_rank: int = 8) -> float:
-    """Rough peak GPU memory (GiB) for the lesson's LoRA run on Qwen2.5-1.5B in bf16.
+def lesson_memory_gb(batch_size: int = 16, max_length: int = 512, lora_rank: int = 8, shape=QWEN25_1_5B) -> float:
+    """Rough peak GPU memory (GiB) for the lesson's LoRA run on Qwen2.5-1.5B (or another `shape`) in bf16.
 
     weights (2 bytes/param) + fp32 logits for the loss (batch x length x vocab x 4 bytes, twice: logits
     and their gradient) + checkpointed activations (one bf16 hidden state per layer) + one layer's
     recomputed activations + LoRA weights with Adam state (16 bytes/param) + 1 GiB CUDA context.
     """
-    q = QWEN
+    q = shape
     tokens = batch_size * max_length
-    weights = q["params"] * 2
-    logits = tokens * q["vocab"] * 4 * 2
-    checkpoints = tokens * q["hidden"] * 2 * q["layers"]
-    one_layer = tokens * (4 * q["hidden"] + 3 * q["intermediate"]) * 2 * 2
-    lora = 7 * q["layers"] * lora_rank * (q["hidden"] * 2 + q["intermediate"]) * 16
+    weights = q.params * 2
+    logits = tokens * q.vocab * 4 * 2
+    checkpoints = tokens * q.hidden * 2 * q.layers
+    one_layer = tokens * (4 * q.hidden + 3 * q.intermediate) * 2 * 2
+    lora = q.lora_params(lora_rank) * 16
     return (weights + logits + checkpoints + one_layer + lora) / 2**30 + 1.0
 
 
@@ -95,6 +106,21 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def versions() -> dict:
+    """What a recording notes down: Python and the four libraries that decide a run."""
+    out = {"python": platform.python_version()}
+    for dist in ("torch", "ms-swift", "transformers", "peft"):
+        v = _version(dist)
+        out[dist] = None if v == "not installed" else v
+    return out
+
+
+def hardware() -> str:
+    gpu = gpu_info()
+    cpu = platform.processor() or platform.machine()
+    return (f"{gpu['name']} ({gpu['total_gb']:.0f} GiB)" if gpu else "no GPU") + f", {os.cpu_count()} CPU cores ({cpu})"
+
+
 def _ram_gb() -> float:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -109,17 +135,15 @@ class EnvironmentReport:
     advice: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        width = max(len(k) for k, _ in self.rows)
-        lines = [f"{k:<{width}}  {v}" for k, v in self.rows]
+        lines = [f"{k:<{max(len(k) for k, _ in self.rows)}}  {v}" for k, v in self.rows]
         lines += ["", f"Track: {self.track.name} ({self.track.reason})"] + [f"- {a}" for a in self.advice]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         import html
 
-        body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in self.rows)
         advice = "".join(f"<li>{html.escape(a)}</li>" for a in self.advice)
-        return (f"<table>{body}</table><p><b>Track: {self.track.name}</b> — {html.escape(self.track.reason)}</p>"
+        return (table(self.rows) + f"<p><b>Track: {self.track.name}</b> — {html.escape(self.track.reason)}</p>"
                 f"<ul>{advice}</ul>")
 
 
@@ -166,12 +190,11 @@ def check_environment(show: bool = True) -> EnvironmentReport:
     if not gpu or track.name != "gpu":
         native, why = cpu_bf16()
         rep.advice.append("CPU training: no gradient checkpointing, LoRA dropout 0, and "
-                          + ("bf16 autocast" if native else "fp32") + f": {why}.")
+                          + ("bf16 autocast with each LoRA update added in fp32 (the course's swift plugin) and "
+                             "eager attention" if native else "fp32") + f": {why}.")
     if disk < 5:
         rep.advice.append(f"Only {disk:.1f} GiB of free disk: the gpu track needs ~5 GiB (model 3.1 GiB + checkpoints). "
                           "Free space or delete old runs under output/.")
-    from .models import STANDIN_ENV, STANDIN_LABEL, standin_requested
-
     if standin_requested():
         rep.rows.append(("Lesson model", f"{STANDIN_LABEL} ({STANDIN_ENV}=standin)"))
         rep.advice.append(f"{STANDIN_ENV}=standin: a rehearsal — the gpu track's own commands run on a tiny random "

@@ -16,20 +16,18 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths, swift_runner
+from . import environment, paths, process
+from .environment import STANDIN_ENV, STANDIN_LABEL, standin_requested  # noqa: F401 - part of this module's face
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 LESSON_NAME = "qwen2.5-1.5b-instruct"
 STANDIN_NAME = "qwen2-standin"
-STANDIN_ENV = "FTLAB_LESSON_MODEL"  # =standin: the lesson model is replaced by the stand-in (rehearsals)
 STANDIN_FILE = "FTLAB_STANDIN.txt"  # in a stand-in's folder (and its merged models): the label, on disk
-STANDIN_LABEL = "STAND-IN for Qwen2.5-1.5B-Instruct: same architecture, random weights, learns nothing"
 _MARKER = "ftlab-complete.json"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -64,15 +62,14 @@ def embedded_dir() -> Path:
 
 
 def is_complete(folder: Path) -> bool:
-    """True when `folder` holds a finished conversion: marker present and every file at its recorded size."""
-    marker = folder / _MARKER
-    if not marker.is_file():
-        return False
+    """True when `folder` holds a finished build of ours (its marker, written last, lists every file at its
+    size) and a complete model folder."""
     try:
-        files = json.loads(marker.read_text())["files"]
-    except (ValueError, KeyError, OSError):
+        files = json.loads((Path(folder) / _MARKER).read_text())["files"]
+    except (ValueError, KeyError, OSError, TypeError):
         return False
-    return all((folder / name).is_file() and (folder / name).stat().st_size == size for name, size in files.items())
+    sizes_ok = all((folder / name).is_file() and (folder / name).stat().st_size == size for name, size in files.items())
+    return sizes_ok and not folder_problems(folder)
 
 
 def _gguf_path() -> Path:
@@ -112,7 +109,7 @@ def _remove_stale_temps(final: Path) -> None:
     """Temporary folders of conversions whose process is gone (killed hard) are ours to remove."""
     for p in final.parent.glob(f".{final.name}.*-*"):
         pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not swift_runner.pid_alive(int(pid)):
+        if pid.isdigit() and not process.alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -214,14 +211,6 @@ def standin_model() -> Model:
     return Model(STANDIN_NAME, prepare_standin(quiet=True), "qwen2", "qwen2_5", 0.0032, False, standin=True)
 
 
-def standin_requested() -> bool:
-    value = os.environ.get(STANDIN_ENV, "").strip().lower()
-    if value and value != "standin":
-        raise ValueError(f"{STANDIN_ENV}={value!r}: the only substitute this course knows is 'standin'. "
-                         f"Fix: unset {STANDIN_ENV} or set it to standin.")
-    return value == "standin"
-
-
 def _safetensors_problem(path: Path) -> str | None:
     """Why a .safetensors file is unusable (cut short, not safetensors), or None. Reads only its header."""
     size = path.stat().st_size
@@ -239,10 +228,11 @@ def _safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def lesson_folder_problems(folder: Path) -> list[str]:
-    """What a downloaded model folder lacks: config, tokenizer, every weight shard, each at full size.
+def folder_problems(folder: Path) -> list[str]:
+    """What a model folder lacks: config, tokenizer, every weight shard, each at full size.
 
-    An empty list means complete. A download cut short leaves some of these missing or truncated.
+    An empty list means complete. A download cut short, a conversion or a merge that stopped half-way
+    leaves some of these missing or truncated. The one completeness check for every model folder.
     """
     folder = Path(folder)
     if not folder.is_dir() or not any(folder.iterdir()):
@@ -263,10 +253,6 @@ def lesson_folder_problems(folder: Path) -> list[str]:
         if problem:
             problems.append(problem)
     return problems
-
-
-def _lesson_complete(folder: Path) -> bool:
-    return not lesson_folder_problems(folder)
 
 
 def hub_reachable(timeout: float = 2.0) -> bool:
@@ -293,15 +279,16 @@ def lesson_model(folder: Path | None = None) -> Model:
 _LOCAL_TYPES = {"qwen2": ("qwen2", "qwen2_5"), "llama": ("llama", None)}
 
 
-def _chat_template(folder: Path) -> str:
-    text = ""
+def chat_template(folder: Path) -> str:
+    """A model folder's chat template: chat_template.jinja when there is one (transformers prefers it), else
+    the `chat_template` of tokenizer_config.json, else ''. The one place it is read."""
+    folder = Path(folder)
     if (folder / "chat_template.jinja").is_file():
-        text += (folder / "chat_template.jinja").read_text(encoding="utf-8", errors="replace")
+        return (folder / "chat_template.jinja").read_text(encoding="utf-8", errors="replace")
     try:
-        text += str(json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template") or "")
+        return str(json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template") or "")
     except (OSError, ValueError):
-        pass
-    return text
+        return ""
 
 
 def local_model(folder: os.PathLike | str) -> Model:
@@ -330,7 +317,7 @@ def local_model(folder: os.PathLike | str) -> Model:
                          "fix: build Model(name, path, model_type, template, ...) with ms-swift's names.")
     model_type, template = _LOCAL_TYPES[hf_type]
     if template is None:
-        if "<|im_start|>" not in _chat_template(folder):
+        if "<|im_start|>" not in chat_template(folder):
             raise ValueError(f"{folder}: a llama model without a ChatML chat template — fix: build "
                              "Model(name, path, 'llama', TEMPLATE, ...) with ms-swift's template name.")
         template = "chatml"
@@ -347,8 +334,6 @@ def get_model(name: str | os.PathLike | None = None, require_gpu: bool = True) -
     reported and downloaded again. With FTLAB_LESSON_MODEL=standin the lesson model is replaced by the
     Qwen2 stand-in (rehearsals of the gpu track on any machine; it learns nothing).
     """
-    from . import environment
-
     if name is not None and (isinstance(name, os.PathLike) or Path(name).is_dir()
                              or str(name).startswith(("/", "./", "../", "~"))):
         return local_model(Path(name).expanduser())
@@ -368,7 +353,7 @@ def get_model(name: str | os.PathLike | None = None, require_gpu: bool = True) -
         print(f"No CUDA GPU here, so {LESSON_NAME} would crawl: using the embedded {EMBEDDED_NAME} instead.")
         return embedded_model()
     folder = paths.LESSON_MODEL_DIR
-    problems = lesson_folder_problems(folder)
+    problems = folder_problems(folder)
     if not problems:
         return lesson_model(folder)
     partial = folder.is_dir() and any(folder.iterdir())
@@ -390,22 +375,11 @@ def download_command(folder: Path) -> list[str]:
 def download_lesson_model(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print("$ modelscope download --model Qwen/Qwen2.5-1.5B-Instruct --local_dir model", flush=True)
-    subprocess.run(download_command(folder), check=True)
-    problems = lesson_folder_problems(folder)
+    log = paths.CACHE_DIR / "modelscope-download.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if process.run(download_command(folder), log) != 0:
+        raise RuntimeError(f"modelscope download failed; its output is in {paths.short(log)}. Fix: run it again.")
+    problems = folder_problems(folder)
     if problems:
         raise RuntimeError(f"Download finished but {paths.short(folder)}/ is incomplete ({'; '.join(problems[:3])}). "
                            "Fix: run it again.")
-
-
-def chat(model: Model, question: str, max_new_tokens: int = 48) -> str:
-    """One greedy chat answer, for smoke checks (the exam module does batched generation)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model.path)
-    lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch.float32)
-    ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        out = lm.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-    return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()

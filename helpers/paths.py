@@ -21,3 +21,12 @@ def short(path: os.PathLike | str) -> str:
         return str(p.resolve().relative_to(COURSE_ROOT))
     except ValueError:
         return str(p)
+
+
+def arg_path(path: os.PathLike | str) -> str:
+    """A path as passed to swift: relative to the course folder when inside it, never starting with '-'."""
+    rel = short(path)
+    if Path(rel).is_absolute():
+        return rel
+    # a file named like a flag in the course folder itself ('--learning_rate=9.jsonl') must stay a path
+    return os.path.join(".", rel) if rel.startswith("-") else rel

@@ -2,7 +2,7 @@
 
 A recording is a folder under resources/recordings/<track>/<name>/ holding swift's logging.jsonl and
 this package's ftlab_run.json (command, parameters, versions, hardware, date, wall time), plus
-optional exam results. Only `record(run)` writes one, from a run this package started.
+optional exam results. Only `save_recording(run)` writes one, from a run this package started.
 """
 
 from __future__ import annotations
@@ -13,24 +13,17 @@ import time
 from pathlib import Path
 
 from . import paths
+from .cards import ExamReport
 from .curves import LiveCurves
-from .diagnosis import HISTORY_FILE
-from .training import RUN_FILE, Run
-
-
-def _log_lines(log: Path):
-    """The JSON objects of a swift log, skipping a half-written or blank line."""
-    for line in log.read_text().splitlines():
-        try:
-            yield json.loads(line)
-        except ValueError:
-            continue
+from .runs import RUN_FILE, Run
+from .swiftlog import HISTORY_FILE, rows
+from .view import text_table
 
 
 def _portable_log(src: Path, dst: Path) -> None:
     """Copy logging.jsonl keeping only checkpoint folder names (no machine paths in the repo)."""
     out = []
-    for d in _log_lines(src):
+    for d in rows(src):
         for key in ("last_model_checkpoint", "best_model_checkpoint"):
             if d.get(key):
                 d[key] = Path(d[key]).name
@@ -39,7 +32,7 @@ def _portable_log(src: Path, dst: Path) -> None:
     dst.write_text("\n".join(out) + "\n")
 
 
-def record(run: Run, name: str, track: str | None = None, exam_results: dict | None = None) -> Path:
+def save_recording(run: Run, name: str, track: str | None = None, exam_results: dict | None = None) -> Path:
     """Save a finished run of this package as a recording (never overwrites: a new name is required)."""
     if not (run.run_dir / RUN_FILE).is_file():
         raise ValueError(f"{run.run_dir} was not started by this package: only its own runs can be recorded.")
@@ -83,7 +76,7 @@ def find(name: str) -> Path:
     return hits[0]
 
 
-def load(name: str) -> Run:
+def load_recording(name: str) -> Run:
     run = Run.load(find(name))
     run.status = "recorded"
     return run
@@ -106,7 +99,7 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
     """Draw a recorded run point by point, `speed` times faster than it really ran (capped at max_seconds)."""
     from IPython.display import Markdown, display
 
-    run = load(name)
+    run = load_recording(name)
     train, evals, info = run.curves()
     if show:
         date = (run.started or "")[:10]
@@ -134,7 +127,7 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
 
 
 def _timeline(log: Path) -> list[float]:
-    return [_seconds(d["elapsed_time"]) for d in _log_lines(log) if "elapsed_time" in d]
+    return [_seconds(d["elapsed_time"]) for d in rows(log) if "elapsed_time" in d]
 
 
 EXAM_NAMES = {"base_test": "base model, 10-question exam", "tuned_test": "fine-tuned, 10-question exam",
@@ -156,22 +149,17 @@ class RecordedExams:
     """The recorded exam results of one track, as ExamResult objects plus a score table."""
 
     def __init__(self, track: str):
-        from .exams import ExamResult
-
         f = paths.RECORDINGS_DIR / track / "exams.json"
         raw = json.loads(f.read_text())
         self.best_run = raw.pop("best_run")
-        self.results = {k: ExamResult.from_json(v) for k, v in raw.items()}
+        self.results = {k: ExamReport.from_json(v) for k, v in raw.items()}
         for k, v in self.results.items():
             setattr(self, k, v)
 
     def table(self) -> str:
-        lines = [f"best run: {self.best_run}", f"{'':32}{'seed':>6}{'strict':>8}{'format %':>10}{'seconds':>9}"]
-        for key, title in EXAM_NAMES.items():
-            r = self.results.get(key)
-            if r:
-                lines.append(f"{title:32}{r.seed_score:>6}{r.strict_score:>8}{r.format_rate:>10}{r.seconds:>9.0f}")
-        return "\n".join(lines)
+        rows = [(title, r.seed_score, r.strict_score, r.format_rate, f"{r.seconds:.0f}")
+                for key, title in EXAM_NAMES.items() if (r := self.results.get(key))]
+        return f"best run: {self.best_run}\n" + text_table(rows, ["", "seed", "strict", "format %", "seconds"])
 
 
 def recorded_exams(track: str = "cpu") -> RecordedExams:

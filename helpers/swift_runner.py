@@ -1,7 +1,7 @@
 """Build `swift sft` / `swift export` commands from the lesson's parameter names, check them, run them.
 
-Commands are argument lists run without a shell, in their own process session, from the course
-folder; the printed form is the same list, quoted so it can be pasted into a terminal there.
+Commands are argument lists run without a shell, in their own process session (process.py), from the
+course folder; the printed form is the same list, quoted so it can be pasted into a terminal there.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ import math
 import numbers
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
 
-from . import paths
+from . import paths, process
 
 # lesson parameter name -> ms-swift 4.x flag (the 2.x names in the lesson no longer exist)
 LESSON_FLAGS = {
@@ -115,20 +113,9 @@ def check_params(learning_rate, lora_rank, num_train_epochs, batch_size, max_len
     return p
 
 
-def arg_path(path: Path) -> str:
-    """A path as passed to swift: relative to the course folder when inside it, never starting with '-'."""
-    p = Path(path).resolve()
-    try:
-        rel = str(p.relative_to(paths.COURSE_ROOT))
-    except ValueError:
-        return str(p)
-    # a file named like a flag in the course folder itself ('--learning_rate=9.jsonl') must stay a path
-    return os.path.join(".", rel) if rel.startswith("-") else rel
-
-
 def _flag_value(value) -> str:
     if isinstance(value, Path):
-        return arg_path(value)
+        return paths.arg_path(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -140,16 +127,16 @@ def sft_command(model, dataset: Path, val_dataset: Path | None, params: dict, ou
                 extra: dict | None = None) -> list[str]:
     """The `swift sft` argument list (without the interpreter prefix)."""
     args = list(model.swift_args())
-    args[1] = arg_path(model.path)
-    args += ["--dataset", arg_path(dataset)]
+    args[1] = paths.arg_path(model.path)
+    args += ["--dataset", paths.arg_path(dataset)]
     if val_dataset is not None:
-        args += ["--val_dataset", arg_path(val_dataset)]
+        args += ["--val_dataset", paths.arg_path(val_dataset)]
     for lesson, flag in LESSON_FLAGS.items():
         args += [f"--{flag}", _flag_value(params[lesson])]
     # the lesson saves a checkpoint at every evaluation; best_model_checkpoint needs that
     args += ["--save_steps", _flag_value(params["eval_steps"]), "--per_device_eval_batch_size",
              _flag_value(params["batch_size"])]
-    args += ["--output_dir", arg_path(output_dir), "--add_version", "false",
+    args += ["--output_dir", paths.arg_path(output_dir), "--add_version", "false",
              # without this every run spends ~22 s retrying hub look-ups for a local model
              "--check_model", "false", "--report_to", "none"]
     for key, value in (extra or {}).items():
@@ -158,7 +145,7 @@ def sft_command(model, dataset: Path, val_dataset: Path | None, params: dict, ou
 
 
 def export_command(checkpoint: Path) -> list[str]:
-    return ["--adapters", arg_path(checkpoint), "--merge_lora", "true", "--exist_ok", "true"]
+    return ["--adapters", paths.arg_path(checkpoint), "--merge_lora", "true", "--exist_ok", "true"]
 
 
 def printable(verb: str, args: list[str], env: dict | None = None) -> str:
@@ -166,71 +153,9 @@ def printable(verb: str, args: list[str], env: dict | None = None) -> str:
     return prefix + f"swift {verb} " + " ".join(shlex.quote(a) for a in args)
 
 
-def launch(verb: str, args: list[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
-    """Start `swift VERB args` in a new process session (so the whole group can be stopped together)."""
-    full_env = {**os.environ, **SWIFT_ENV, **(env or {})}
-    log = open(log_path, "ab")
-    try:
-        return subprocess.Popen([sys.executable, "-m", "swift.cli.main", verb, *args], cwd=paths.COURSE_ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=full_env)
-    finally:
-        log.close()
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def descendants(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def stop_group(proc: subprocess.Popen, known_children: set[int] | None = None, grace: float = 3.0) -> None:
-    """SIGINT the whole session (swift writes its summary), then SIGKILL whatever is left.
-
-    torchrun workers sit in process groups of their own: they are tracked in `known_children`
-    while the run is watched, and killed explicitly.
-    """
-    import psutil
-
-    pids = set(known_children or ()) | set(descendants(proc.pid))
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-    except ProcessLookupError:
-        pass
-    deadline = time.time() + grace
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    for sig_target in [proc.pid, *pids]:
-        try:
-            os.killpg(sig_target, signal.SIGKILL) if sig_target == proc.pid else os.kill(sig_target, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    proc.wait(timeout=5)
-    psutil.wait_procs([p for p in map(_proc_or_none, pids) if p], timeout=2)
-
-
-def _proc_or_none(pid: int):
-    import psutil
-
-    try:
-        return psutil.Process(pid)
-    except psutil.Error:
-        return None
+def launch(verb: str, args: list[str], log_path: Path, env: dict | None = None) -> process.Child:
+    """Start `swift VERB args` from the course folder in a session of its own (stopped as a whole tree)."""
+    return process.Child([sys.executable, "-m", "swift.cli.main", verb, *args], log_path, {**SWIFT_ENV, **(env or {})})
 
 
 def swift_error(log_path: Path, max_lines: int = 15) -> str:

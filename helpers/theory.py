@@ -6,9 +6,9 @@ them; this module only holds arithmetic worth unit-testing and matplotlib/ipywid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from .shapes import QWEN25_1_5B, SMOLLM2_135M, DecoderShape, full_params, lora_params, saving_percent  # noqa: F401 - notebook 02 uses them from here
 
 GIB = 2**30
 SECONDS_PER_DAY = 86_400
@@ -45,59 +45,6 @@ def throughput_for_days(total_tokens: float, days: float) -> float:
 def training_cost(hourly_rate: float, hours: float) -> float:
     """Cost = price per hour x hours (price for the whole machine, all GPUs included)."""
     return hourly_rate * hours
-
-
-# ---------------------------------------------------------------- LoRA parameter counts
-
-
-def full_params(d_in: int, d_out: int) -> int:
-    """Trainable numbers in a d_in -> d_out weight matrix (no bias)."""
-    return d_in * d_out
-
-
-def lora_params(d_in: int, d_out: int, r: int) -> int:
-    """LoRA adds A (r x d_in) and B (d_out x r): r * (d_in + d_out) trainable numbers."""
-    return r * (d_in + d_out)
-
-
-def saving_percent(full: int, lora: int) -> float:
-    return 100 * (1 - lora / full)
-
-
-@dataclass(frozen=True)
-class DecoderShape:
-    """The shapes that decide how many LoRA parameters a Llama/Qwen-style decoder gets."""
-
-    name: str
-    hidden: int
-    layers: int
-    intermediate: int
-    heads: int
-    kv_heads: int
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads
-
-    def linear_layers(self) -> dict[str, tuple[int, int]]:
-        """(d_in, d_out) of every linear layer in one decoder block (what 'all-linear' targets)."""
-        h, kv, i = self.hidden, self.kv_heads * self.head_dim, self.intermediate
-        return {
-            "q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
-            "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h),
-        }
-
-    def lora_params(self, r: int = 8) -> int:
-        per_block = sum(lora_params(d_in, d_out, r) for d_in, d_out in self.linear_layers().values())
-        return per_block * self.layers
-
-    def linear_params(self) -> int:
-        """Numbers inside those linear layers (what full fine-tuning of them would train)."""
-        return self.layers * sum(full_params(a, b) for a, b in self.linear_layers().values())
-
-
-QWEN25_1_5B = DecoderShape("Qwen2.5-1.5B", hidden=1536, layers=28, intermediate=8960, heads=12, kv_heads=2)
-SMOLLM2_135M = DecoderShape("SmolLM2-135M", hidden=576, layers=30, intermediate=1536, heads=9, kv_heads=3)
 
 
 # ---------------------------------------------------------------- plots (return the Figure, never show it)

@@ -8,6 +8,7 @@ import html
 from dataclasses import dataclass, field
 
 from . import environment, swift_runner
+from .view import table
 
 # The lesson's values (section 3.3), the reference every track is compared with.
 LESSON = [
@@ -60,16 +61,16 @@ CPU = [
          train_rows=64, logging_steps=1),
     dict(learning_rate=1e-3, lora_rank=4, num_train_epochs=12, batch_size=8, eval_steps=3, dataset="train_100",
          train_rows=16),
-    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=10, dataset="train_1k",
-         train_rows=400),
-    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=2, batch_size=8, eval_steps=10, dataset="train_1k",
-         train_rows=400, resume_from="exp4"),
+    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=25, dataset="train_1k"),
+    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=2, batch_size=8, eval_steps=25, dataset="train_1k",
+         resume_from="exp4"),
 ]
 CPU_WHY = [
     "the same learning rate 0.1, on 64 rows; evaluate every 2 steps on 20 rows",
     "5e-5 barely moves a 135 M model in the 8 steps a CPU can spare; 3e-4 shows the same still-falling curves",
     "50 epochs of 100 rows would take hours here: 16 rows × 12 epochs at 1e-3 are memorised just as surely",
-    "400 of the 1,000 rows for 1 epoch at 1e-3 (the lesson's 3 epochs of 1,000 rows would take hours here)",
+    "all 1,000 rows for 1 epoch at 1e-3, evaluated every 25 steps (the lesson's 3 epochs at 5e-5 would take "
+    "hours here)",
     "continues experiment 4's run into a second epoch (ms-swift --resume_from_checkpoint) instead of starting "
     "over: the lesson's 15 fresh epochs would take a day here",
 ]
@@ -93,11 +94,10 @@ class Experiment:
 
     def _repr_html_(self) -> str:
         keys = list(self.lesson) + [k for k in self.params if k not in self.lesson]
-        rows = "".join(f"<tr><td>{k}</td><td>{html.escape(str(self.lesson.get(k, '')))}</td>"
-                       f"<td>{html.escape(str(self.params.get(k, '')))}</td></tr>" for k in keys)
+        rows = [(k, self.lesson.get(k, ""), self.params.get(k, "")) for k in keys]
         return (f"<b>Experiment {self.number}: {html.escape(self.title)}</b> — the lesson saw "
-                f"<i>{self.lesson_state}</i>.<table><tr><th>parameter</th><th>lesson (gpu)</th><th>this track</th></tr>"
-                f"{rows}</table><p>{html.escape(self.why)}</p>")
+                f"<i>{self.lesson_state}</i>." + table(rows, ["parameter", "lesson (gpu)", "this track"])
+                + f"<p>{html.escape(self.why)}</p>")
 
 
 def experiments(track: str | None = None) -> list[Experiment]:
@@ -121,6 +121,11 @@ def experiments(track: str | None = None) -> list[Experiment]:
 # decoding step for 64 questions costs about what one for 32 does, so 64 share a batch)
 EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max_new_tokens=96, batch_size=64),
         "ci": dict(limit=2, max_new_tokens=24)}
+
+
+def exam_settings(track: str | None = None) -> dict:
+    """How this track examines (keyword arguments for exam())."""
+    return dict(EXAM[track or environment.detect_track().name])
 
 
 def plan_table() -> str:

@@ -3,21 +3,23 @@
 import json
 from types import SimpleNamespace
 
+import problems
 import pytest
 
 import helpers.ask as ask
+import helpers.data as data
 import helpers.exams as ex
-from helpers import problems
+import helpers.inference as inf
 
 QUESTION = "A box holds 6 pencils. How many pencils are in 7 boxes?"
 
 
 def test_prompt_row_is_the_training_user_message_without_an_answer():
     row = ask.prompt_row(f"  {QUESTION}\n")
-    expected = problems.to_row(QUESTION, "unused")
+    expected = data.to_row(QUESTION, "unused")
     assert [m["role"] for m in row["messages"]] == ["system", "user"]
     assert row["messages"] == expected["messages"][:2]
-    assert problems.INSTRUCTION in row["messages"][1]["content"]  # whatever the instruction says today
+    assert data.INSTRUCTION in row["messages"][1]["content"]  # whatever the instruction says today
     assert row["messages"][1]["content"].endswith(QUESTION)
 
 
@@ -55,8 +57,8 @@ def fake_models(monkeypatch):
         calls["prompts"].append((loaded.name, prompts, max_new_tokens))
         return ["6 × 7 = 42.\n\n{{ans:42}}" if loaded.name == "tuned" else "I think 13 <b>pencils</b>"]
 
-    monkeypatch.setattr(ex, "load_for_exam", load_for_exam)
-    monkeypatch.setattr(ex, "_generate", generate)
+    monkeypatch.setattr(inf, "load", load_for_exam)
+    monkeypatch.setattr(inf, "generate", generate)
     return calls
 
 
@@ -65,7 +67,7 @@ def test_asker_loads_each_model_once_and_uses_the_exam_prompt(fake_models):
     first = asker.ask(QUESTION, 42)
     second = asker.ask("Another question?", "")
     assert fake_models["load"] == ["base", "tuned"]  # loaded on first use, never again
-    want_ids = ex.encode_prompt(SimpleNamespace(encode=lambda r: {"input_ids": [len(json.dumps(r))]}),
+    want_ids = inf.encode_prompt(SimpleNamespace(encode=lambda r: {"input_ids": [len(json.dumps(r))]}),
                                 ask.prompt_row(QUESTION))
     assert fake_models["prompts"][0] == ("base", [want_ids], 7)
     assert [a.model for a in first] == ["base model", "fine-tuned"]

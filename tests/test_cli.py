@@ -2,11 +2,12 @@
 
 from types import SimpleNamespace
 
-from helpers import cli, diagnosis, training
+from helpers import cli, runs, training
+from helpers.cards import DiagnosisCard
 
 
 def test_sft_prints_the_diagnosis_card_once(monkeypatch, capsys, tmp_path):
-    card = diagnosis.Diagnosis("converged", "flat", {}, "done")
+    card = DiagnosisCard("converged", "flat", {}, "done")
 
     def fake_sft(*args, show=True, **kwargs):
         if show:  # what sft(show=True) does at the end of a run
@@ -35,6 +36,6 @@ def test_a_run_whose_kernel_died_after_swift_finished_is_finished(tmp_path):
         run_dir = tmp_path / name
         run_dir.mkdir()
         (run_dir / "logging.jsonl").write_text("\n".join(lines) + "\n")
-        (run_dir / training.RUN_FILE).write_text(json.dumps({"label": name, "status": "running", "pid": dead.pid}))
-    assert training.Run.load(tmp_path / "done").status == "finished"
-    assert training.Run.load(tmp_path / "cut").status == "interrupted"
+        (run_dir / runs.RUN_FILE).write_text(json.dumps({"label": name, "status": "running", "pid": dead.pid}))
+    assert runs.Run.load(tmp_path / "done").status == "finished"
+    assert runs.Run.load(tmp_path / "cut").status == "interrupted"

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from helpers import diagnosis
-from helpers.diagnosis import Diagnosis, diagnose, diagnose_log, read_log
+from helpers.cards import DiagnosisCard, thresholds_table
+from helpers.diagnosis import Diagnosis, diagnose
+from helpers.runs import diagnose_log
+from helpers.swiftlog import read_log
+from helpers.view import STATE_COLORS
 
 NOISE = [0.0, 0.01, 0.02, 0.04]  # multiplicative noise on train loss; eval gets a fifth of it
 SEEDS = [0, 1, 2]
@@ -220,11 +224,11 @@ def test_to_dict_is_json_safe_and_rounded():
 
 
 def test_html_and_text_cards_are_deterministic():
-    a = diagnose(*curves("overfitting", 0.02, 1)[:2], max_steps=180, interrupted=True)
-    b = diagnose(*curves("overfitting", 0.02, 1)[:2], max_steps=180, interrupted=True)
+    a = DiagnosisCard.of(diagnose(*curves("overfitting", 0.02, 1)[:2], max_steps=180, interrupted=True))
+    b = DiagnosisCard.of(diagnose(*curves("overfitting", 0.02, 1)[:2], max_steps=180, interrupted=True))
     assert a._repr_html_() == b._repr_html_()
     html = a._repr_html_()
-    assert diagnosis.COLORS["overfitting"] in html and "overfitting" in html and "provisional" in html
+    assert STATE_COLORS["overfitting"] in html and "overfitting" in html and "provisional" in html
     assert "<script" not in html
     text = str(a)
     assert text.startswith("[OVERFITTING]") and "adjustment:" in text and "cause:" in text
@@ -235,12 +239,12 @@ def test_html_and_text_cards_are_deterministic():
     assert f"step {ev['eval_min_step']}" in a.observation()
     assert "next_run_change" not in text and "tail_share" not in text
     assert "<details>" in html and html.index("Observation") < html.index("<details>")
-    assert isinstance(Diagnosis("unknown", "x<y & z")._repr_html_(), str)
-    assert "x&lt;y &amp; z" in Diagnosis("unknown", "x<y & z")._repr_html_()
+    assert "x&lt;y &amp; z" in DiagnosisCard("unknown", "x<y & z")._repr_html_()
+    assert not hasattr(Diagnosis("unknown", "x"), "_repr_html_")  # the rules carry no display code
 
 
 def test_thresholds_are_documented():
-    table = diagnosis.thresholds_table()
+    table = thresholds_table()
     assert table.startswith("| rule | threshold |")
     for word in ("failed", "overfitting", "underfitting", "converged", "5%", "0.02"):
         assert word in table

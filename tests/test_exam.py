@@ -7,9 +7,13 @@ from types import SimpleNamespace
 import pytest
 
 import helpers.exams as ex
+import helpers.inference as inf
+import helpers.scoring as sc
+from helpers import data, paths
+from helpers.cards import ExamReport
 from helpers.models import embedded_model
 
-DATA = ex.paths.DATA_DIR
+DATA = paths.DATA_DIR
 
 
 def row(question, answer):
@@ -21,10 +25,10 @@ def row(question, answer):
 # ---------------------------------------------------------------- rules
 
 def test_seed_rule_over_credits_a_number_inside_a_bigger_one():
-    assert ex.seed_score("so she read 780 pages", "78") == 0.5
-    assert not ex.strict_correct("so she read 780 pages", "78")
-    assert ex.seed_score("answer {{ans:78}}", "78") == 1.0
-    assert ex.seed_score("no idea", "78") == 0.0
+    assert sc.seed_score("so she read 780 pages", "78") == 0.5
+    assert not sc.strict_correct("so she read 780 pages", "78")
+    assert sc.seed_score("answer {{ans:78}}", "78") == 1.0
+    assert sc.seed_score("no idea", "78") == 0.0
 
 
 @pytest.mark.parametrize("response, expected, ok", [
@@ -39,12 +43,12 @@ def test_seed_rule_over_credits_a_number_inside_a_bigger_one():
     ("60", "60", False),
 ])
 def test_strict_rule(response, expected, ok):
-    assert ex.strict_correct(response, expected) is ok
+    assert sc.strict_correct(response, expected) is ok
 
 
 def test_format():
-    assert ex.has_format("x\n\n{{ans:5}}") and ex.has_format("{{ans: 1,200}}")
-    assert not ex.has_format("the answer is 5") and not ex.has_format("{{ans:?}}")
+    assert sc.has_format("x\n\n{{ans:5}}") and sc.has_format("{{ans: 1,200}}")
+    assert not sc.has_format("the answer is 5") and not sc.has_format("{{ans:?}}")
 
 
 # ---------------------------------------------------------------- results
@@ -52,8 +56,8 @@ def test_format():
 @pytest.fixture
 def result():
     rows = [row("Q one", 78), row("Q two", 60), row("Q <three>", 5)]
-    return ex.score_responses(rows, ["I get 780 pages", "{{ans:60.0}}", "<b>{{ans:4}}</b>"], model="m",
-                              dataset="x/test.jsonl")
+    return sc.score_responses(rows, ["I get 780 pages", "{{ans:60.0}}", "<b>{{ans:4}}</b>"], ExamReport,
+                              model="m", dataset="x/test.jsonl")
 
 
 def test_scores(result):
@@ -63,12 +67,12 @@ def test_scores(result):
 
 
 def test_save_never_overwrites_and_round_trips(result, tmp_path):
-    first = result.save(tmp_path / "exam-test.json")
-    second = result.save(tmp_path / "exam-test.json")
+    first = ex.save(result, tmp_path / "exam-test.json")
+    second = ex.save(result, tmp_path / "exam-test.json")
     assert (first.name, second.name) == ("exam-test.json", "exam-test-2.json")
     saved = json.loads(first.read_text())
     assert saved["strict_score"] == 33 and saved["items"][0]["response"] == "I get 780 pages"
-    assert ex.ExamResult.load(first).seed_score == result.seed_score
+    assert ex.load(first).seed_score == result.seed_score
 
 
 def test_html_table_escapes_text(result):
@@ -78,30 +82,30 @@ def test_html_table_escapes_text(result):
 
 
 def test_compare(result):
-    tuned = ex.score_responses([row("Q one", 78), row("Q two", 60), row("Q <three>", 5)],
+    tuned = sc.score_responses([row("Q one", 78), row("Q two", 60), row("Q <three>", 5)],
                                ["{{ans:78}}", "{{ans:60}}", "{{ans:5}}"])
-    table = ex.compare(result, tuned)
+    table = ex.compare_exams(result, tuned)
     assert "strict_score" in str(table) and "+67" in table._repr_html_()
     with pytest.raises(ValueError):
-        ex.compare(result, ex.score_responses([row("other", 1)], ["1"]))
+        ex.compare_exams(result, sc.score_responses([row("other", 1)], ["1"]))
 
 
 def test_over_credit_example(result):
     assert ex.over_credit_example(result).startswith("**Real example") and "780" in ex.over_credit_example(result)
-    clean = ex.score_responses([row("Q", 5)], ["{{ans:5}}"])
+    clean = sc.score_responses([row("Q", 5)], ["{{ans:5}}"])
     assert ex.over_credit_example(clean).startswith("**Constructed example**")
 
 
 def test_response_count_must_match():
     with pytest.raises(ValueError, match="one response per row"):
-        ex.score_responses([row("Q", 1)], [])
+        sc.score_responses([row("Q", 1)], [])
 
 
 # ---------------------------------------------------------------- what to load
 
 def test_resolve_model_run_and_adapter(tmp_path):
     model = embedded_model()
-    base, mtype, tmpl, adapter, home, _ = ex._resolve(model)
+    base, mtype, tmpl, adapter, home, _ = inf._resolve(model)
     assert (base, mtype, tmpl, adapter) == (model.path, "llama", "chatml", None)
     ckpt = tmp_path / "v0-x" / "checkpoint-5"
     ckpt.mkdir(parents=True)
@@ -109,11 +113,11 @@ def test_resolve_model_run_and_adapter(tmp_path):
     (ckpt / "args.json").write_text(json.dumps({"model": str(model.path), "model_type": "llama",
                                                 "template": "chatml"}))
     run = SimpleNamespace(best_checkpoint=None, last_checkpoint=str(ckpt))
-    assert ex._resolve(run)[:5] == (model.path, "llama", "chatml", ckpt, ckpt)
+    assert inf._resolve(run)[:5] == (model.path, "llama", "chatml", ckpt, ckpt)
     with pytest.raises(ValueError, match="neither a model folder"):
-        ex._resolve(tmp_path)
+        inf._resolve(tmp_path)
     with pytest.raises(ValueError, match="no checkpoint yet"):
-        ex._resolve(SimpleNamespace(best_checkpoint=None, last_checkpoint=None))
+        inf._resolve(SimpleNamespace(best_checkpoint=None, last_checkpoint=None))
 
 
 def test_exam_rejects_an_invalid_dataset(tmp_path):
@@ -127,13 +131,13 @@ def test_exam_rejects_an_invalid_dataset(tmp_path):
 
 @pytest.fixture(scope="module")
 def loaded():
-    return ex.load_for_exam(embedded_model())
+    return inf.load(embedded_model())
 
 
 def test_prompt_ids_equal_what_swift_trains_on(loaded):
-    example = ex.data.read_rows(DATA / "test.jsonl")[0]
-    prompt = ex.encode_prompt(loaded.template, example)
-    trainer = ex.swift_template(embedded_model().path, "llama", "chatml")
+    example = data.read_rows(DATA / "test.jsonl")[0]
+    prompt = inf.encode_prompt(loaded.template, example)
+    trainer = inf.swift_template(embedded_model().path, "llama", "chatml")
     trainer.set_mode("train")
     encoded = trainer.encode(example)
     first_label = next(k for k, label in enumerate(encoded["labels"]) if label != -100)
@@ -161,22 +165,22 @@ def test_exam_threads_follow_what_other_processes_use_now():
     spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
     try:
         time.sleep(0.5)
-        busy = ex.cpu_threads(sample_s=0.5)
+        busy = inf.cpu_threads(sample_s=0.5)
     finally:
         spinner.kill()
         spinner.wait()
     assert 1 <= busy <= max(1, cores - 1)
     time.sleep(0.5)
-    assert ex.cpu_threads(sample_s=0.5) >= busy  # the spinner is gone: at least as many threads
+    assert inf.cpu_threads(sample_s=0.5) >= busy  # the spinner is gone: at least as many threads
 
 
 def test_misses_names_the_first_wrong_step_and_why():
-    rows = ex.data.read_rows(DATA / "test.jsonl")
-    q = [ex.data.question_of(r) for r in rows[:3]]
-    result = ex.ExamResult([
-        ex.ExamItem(q[0], "78", "Day 1 = 240 ÷ 8 = 32 pages.\nDay 2 = 240 ÷ 5 = 48 pages.\n\n{{ans:80}}", 0, False, True),
-        ex.ExamItem(q[1], "400", "Width = 150 - 100 = 50 cm.\nPerimeter = 150 + 50 = 200 cm.\n\n{{ans:200}}", 0, False, True),
-        ex.ExamItem(q[2], "60", "It is 60", 0.5, False, False),
+    rows = data.read_rows(DATA / "test.jsonl")
+    q = [data.question_of(r) for r in rows[:3]]
+    result = sc.ExamResult([
+        sc.ExamItem(q[0], "78", "Day 1 = 240 ÷ 8 = 32 pages.\nDay 2 = 240 ÷ 5 = 48 pages.\n\n{{ans:80}}", 0, False, True),
+        sc.ExamItem(q[1], "400", "Width = 150 - 100 = 50 cm.\nPerimeter = 150 + 50 = 200 cm.\n\n{{ans:200}}", 0, False, True),
+        sc.ExamItem(q[2], "60", "It is 60", 0.5, False, False),
     ])
     table = ex.misses(result, DATA / "test.jsonl")
     lines = table.splitlines()
@@ -184,5 +188,5 @@ def test_misses_names_the_first_wrong_step_and_why():
     assert "arithmetic slip" in lines[2]
     assert "wrong formula" in lines[3] and "(150 + 50) × 2" in lines[3]
     assert "format was not followed" in lines[4]
-    right = ex.ExamResult([ex.ExamItem(q[0], "78", "x\n\n{{ans:78}}", 1, True, True)])
+    right = sc.ExamResult([sc.ExamItem(q[0], "78", "x\n\n{{ans:78}}", 1, True, True)])
     assert ex.misses(right, DATA / "test.jsonl") == "Every answer is right."

@@ -86,7 +86,7 @@ def test_partial_lesson_download_is_detected_and_downloaded_again(lesson_folder,
         weights.rename(lesson_folder / "model-00001-of-00002.safetensors")
         (lesson_folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
             "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
-    assert any(reason in p for p in models.lesson_folder_problems(lesson_folder))
+    assert any(reason in p for p in models.folder_problems(lesson_folder))
     downloads = []
     monkeypatch.setattr(models, "hub_reachable", lambda: True)
     monkeypatch.setattr(models, "download_lesson_model", downloads.append)
@@ -107,7 +107,7 @@ def test_standin_is_built_once_labelled_and_substituted_by_one_variable(monkeypa
     t0 = time.time()
     m = models.standin_model()
     assert time.time() - t0 < 2.0, "the cached stand-in must be reused"
-    assert models.is_complete(m.path) and not models.lesson_folder_problems(m.path)
+    assert models.is_complete(m.path) and not models.folder_problems(m.path)
     assert m.standin and (m.model_type, m.template) == ("qwen2", "qwen2_5")
     for text in (str(m), repr(m)):
         assert "STAND-IN" in text and "learns nothing" in text
@@ -175,5 +175,8 @@ def test_conversion_rebuilds_a_partial_cache_and_is_idempotent(tmp_path, monkeyp
 
 
 def test_embedded_model_answers_a_chat_prompt():
-    answer = models.chat(models.get_model("embedded"), "What is 2 plus 3? Answer with a number.", max_new_tokens=12)
-    assert answer.strip()
+    from helpers import data, inference
+
+    loaded = inference.load(models.get_model("embedded"))
+    ids = inference.encode_prompt(loaded.template, data.prompt_row("What is 2 plus 3? Answer with a number."))
+    assert inference.generate(loaded, [ids], 12)[0].strip()

@@ -4,10 +4,11 @@ import json
 import random
 from collections import Counter
 
+import problems
 import pytest
+from problems import FAMILIES
 
-from helpers import data, problems
-from helpers.problems import FAMILIES
+from helpers import data
 
 LESSON_ANSWERS = [78, 400, 60, 7, 25, 15, 30, 33, 364, 600]
 
@@ -53,7 +54,7 @@ def test_written_files_are_reproducible_and_committed(tmp_path):
     for path in sorted(first.iterdir()):
         assert path.read_bytes() == (second / path.name).read_bytes()
         committed = problems.DATA_DIR / path.name
-        assert committed.read_bytes() == path.read_bytes(), f"{committed} is stale: run python -m helpers.problems"
+        assert committed.read_bytes() == path.read_bytes(), f"{committed} is stale: run python tools/problems.py"
 
 
 def test_split_sizes(splits):
@@ -126,7 +127,7 @@ def test_no_number_in_the_prompt_is_an_answer(splits):
             prompt = user.partition("#Math Problem#")[0]  # everything the model sees besides the question
             leaked = {int(n) for n in re.findall(r"\d+", prompt)} & answers
             assert not leaked, f"{path.name}:{line_no}: prompt number(s) {sorted(leaked)} are answers in the data"
-    assert not re.search(r"\d", problems.INSTRUCTION), "the instruction shows the tag without an example number"
+    assert not re.search(r"\d", data.INSTRUCTION), "the instruction shows the tag without an example number"
 
 
 @pytest.mark.parametrize("name", sorted(problems.REWORDINGS))

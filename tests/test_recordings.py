@@ -31,7 +31,7 @@ def test_recording_carries_command_versions_hardware_and_date(name):
 
 @pytest.mark.parametrize("name,state", sorted(EXPECTED.items()))
 def test_real_cpu_logs_are_diagnosed_as_the_lesson_says(name, state):
-    run = recordings.load(f"cpu/{name}")
+    run = recordings.load_recording(f"cpu/{name}")
     assert run.diagnosis.state == state, str(run.diagnosis)
 
 
@@ -40,7 +40,7 @@ def test_four_of_five_recorded_states_match_the_lesson():
 
 
 def test_experiment_5_continues_experiment_4():
-    run4, run5 = recordings.load("cpu/exp4"), recordings.load("cpu/exp5")
+    run4, run5 = recordings.load_recording("cpu/exp4"), recordings.load_recording("cpu/exp5")
     assert "--resume_from_checkpoint" in run5.command
     assert run5.curves()[0][0][0] > run4.curves()[0][-1][0]  # its first step comes after exp4's last
 
@@ -59,9 +59,9 @@ def test_replay_draws_the_recording_and_returns_its_diagnosis():
 
 
 def test_recordings_are_never_overwritten(tmp_path):
-    run = recordings.load("cpu/exp1")
+    run = recordings.load_recording("cpu/exp1")
     with pytest.raises(FileExistsError, match="never overwritten"):
-        recordings.record(run, "exp1", track="cpu")
+        recordings.save_recording(run, "exp1", track="cpu")
 
 
 def test_recorded_exams_show_the_fine_tuned_gain():

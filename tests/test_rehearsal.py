@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import models, paths, swift_runner, tracks, training
+from helpers import data, models, paths, swift_runner, tracks, training
 from helpers.paths import DATA_DIR
 
 pytestmark = pytest.mark.timeout(1800)  # five trainings, an exam and a merge on a shared CPU
@@ -72,11 +72,11 @@ def test_the_five_commands_are_the_gpu_tracks_own(rehearsal):
         # what a learner on an A10 runs, into the same folder: only --model and --max_steps differ
         extra = {k: v for k, v in run.extra.items() if k != "max_steps"}
         params = swift_runner.check_params(**{k: e.params[k] for k in swift_runner.LESSON_FLAGS})
-        gpu_argv = swift_runner.sft_command(lesson, training.resolve_dataset(e.params["dataset"]),
-                                            training.resolve_dataset("val"), params, run.run_dir, extra)
+        gpu_argv = swift_runner.sft_command(lesson, data.resolve_dataset(e.params["dataset"]),
+                                            data.resolve_dataset("val"), params, run.run_dir, extra)
         argv = _without(run.argv, "--max_steps")
         assert run.argv[run.argv.index("--max_steps") + 1] == str(cap(e.params))
-        assert argv[argv.index("--model") + 1] == swift_runner.arg_path(models.standin_dir())
+        assert argv[argv.index("--model") + 1] == paths.arg_path(models.standin_dir())
         assert _without(argv, "--model") == _without(gpu_argv, "--model")
         for piece in (f"--learning_rate {swift_runner._flag_value(e.params['learning_rate'])}",
                       f"--lora_rank {e.params['lora_rank']}", f"--num_train_epochs {e.params['num_train_epochs']}",
@@ -103,21 +103,21 @@ def test_two_evaluations_and_the_best_checkpoint(rehearsal):
 
 def test_exam_uses_the_qwen2_5_template_and_the_trained_prompt(rehearsal):
     """The exam's prompt is token for token what swift sft trained on (as swift logged it)."""
-    from helpers import exams
+    from helpers import inference
 
     tuned = rehearsal["tuned"]
     assert tuned.n == 10 and tuned.settings["max_new_tokens"] == tracks.EXAM["gpu"]["max_new_tokens"]
     run = rehearsal["best_run"]
-    loaded = exams.load_for_exam(run)
+    loaded = inference.load(run)
     assert loaded.template.template_meta.template_type == "qwen2_5"
     log = (run.run_dir / "swift.log").read_text(errors="replace")
     trained = json.loads(re.search(r"\[INPUT_IDS\] (\[[\d, ]+\])", log).group(1))
     labels = json.loads(re.search(r"\[LABELS_IDS\] (\[[-\d, ]+\])", log).group(1))
     rows = [json.loads(x) for x in (DATA_DIR / f"{run.params['dataset'].split('/')[-1]}").read_text().splitlines()]
-    prompts = [(r, exams.encode_prompt(loaded.template, r)) for r in rows]
+    prompts = [(r, inference.encode_prompt(loaded.template, r)) for r in rows]
     matches = [r for r, ids in prompts if trained[:len(ids)] == ids]
     assert matches, "no training row's exam prompt is a prefix of what swift trained on"
-    prompt = exams.encode_prompt(loaded.template, matches[0])
+    prompt = inference.encode_prompt(loaded.template, matches[0])
     assert labels[:len(prompt)] == [-100] * len(prompt) and labels[len(prompt)] != -100, \
         "the answer must start right where the exam prompt ends"
     text = loaded.tokenizer.decode(prompt)
@@ -126,10 +126,10 @@ def test_exam_uses_the_qwen2_5_template_and_the_trained_prompt(rehearsal):
     # a row without any system turn gets Qwen's default system prompt, in training and exam alike
     bare = {"messages": [m for m in matches[0]["messages"] if m["role"] != "system"]}
     system_start = loaded.tokenizer.encode("<|im_start|>system\n", add_special_tokens=False)
-    assert exams.encode_prompt(loaded.template, bare)[:len(system_start)] == system_start
-    assert models.QWEN_SYSTEM in loaded.tokenizer.decode(exams.encode_prompt(loaded.template, bare))
+    assert inference.encode_prompt(loaded.template, bare)[:len(system_start)] == system_start
+    assert models.QWEN_SYSTEM in loaded.tokenizer.decode(inference.encode_prompt(loaded.template, bare))
     # stop words: the answer ends at <|im_end|> (qwen2_5's suffix), padding is <|endoftext|>
-    stops = exams._stop_ids(loaded)
+    stops = inference._stop_ids(loaded)
     assert loaded.tokenizer.convert_tokens_to_ids("<|im_end|>") in stops
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from helpers import models, swift_runner, tracks
-from helpers.training import resolve_dataset
+from helpers.data import resolve_dataset
 
 
 def _flags(args):

@@ -33,12 +33,12 @@ def _env():
 SCRIPT = r"""
 import json, time
 from helpers import sft, merge, exam, experiments
-from helpers.training import watch, _PROCS
+from helpers.training import watch, _CHILDREN
 from helpers.paths import DATA_DIR
 
 p = experiments("ci")[1].params
 run = sft(**p, label="e2e & live", wait=False, show=False)
-proc = _PROCS[run.run_dir]
+proc = _CHILDREN[run.run_dir]
 live = 0
 while proc.poll() is None:
     train, evals, _ = run.curves()

@@ -101,16 +101,14 @@ def swift_peak(run):
 
 def estimate_gb(model, batch_size, max_length, lora_rank):
     """check_environment()'s formula (environment.lesson_memory_gb) with this model's shapes."""
+    import dataclasses
+
+    from helpers.shapes import DecoderShape
+
     cfg = json.loads((Path(model.path) / "config.json").read_text())
     params = sum(f.stat().st_size for f in Path(model.path).glob("*.safetensors")) / 4  # float32 files
-    saved = dict(environment.QWEN)
-    environment.QWEN.update(params=params, hidden=cfg["hidden_size"], layers=cfg["num_hidden_layers"],
-                            intermediate=cfg["intermediate_size"], vocab=cfg["vocab_size"])
-    try:
-        return environment.lesson_memory_gb(batch_size, max_length, lora_rank)
-    finally:
-        environment.QWEN.clear()
-        environment.QWEN.update(saved)
+    shape = dataclasses.replace(DecoderShape.of_config(cfg, model.name), params=params)
+    return environment.lesson_memory_gb(batch_size, max_length, lora_rank, shape=shape)
 
 
 def on_cuda(params):

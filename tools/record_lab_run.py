@@ -1,9 +1,9 @@
 """Record a real cpu-track run of the lab notebook and store its outputs as the course's notebook 03.
 
     .venv/bin/python tools/record_lab_run.py            # ~20 min on 2 cores; keep the machine otherwise idle
-    .venv/bin/python tools/record_lab_run.py --markdown-only
-        # after editing only markdown in tools/build_lab_notebook.py: rebuild the cells and put the last
-        # recording's outputs back (refused unless every code cell is unchanged)
+
+(After editing only markdown in notebooks/src/03_fine_tuning_lab.py, `tools/build_notebooks.py` keeps the
+recorded outputs: no new recording is needed.)
 
 1. The previous recordings are moved (never deleted) to output/old-recordings/cpu-<time>/.
 2. papermill runs notebooks/03_fine_tuning_lab.ipynb top to bottom with `-p track cpu -p record True`,
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from helpers import paths, training  # noqa: E402
+from helpers import environment, paths  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "03_fine_tuning_lab.ipynb"
 RECORDINGS = paths.COURSE_ROOT / "resources" / "recordings" / "cpu"
@@ -96,27 +96,7 @@ def clean(nb: dict) -> list[str]:
     return dropped
 
 
-def markdown_only() -> int:
-    """Rebuilt cells + the last recording's outputs, when no code cell changed since that recording."""
-    recorded = json.loads(OUT.read_text(encoding="utf-8"))
-    clean(recorded)
-    subprocess.run([sys.executable, str(ROOT / "tools" / "build_lab_notebook.py")], check=True)
-    rebuilt = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
-    old_code = [c for c in recorded["cells"] if c["cell_type"] == "code"]
-    new_code = [c for c in rebuilt["cells"] if c["cell_type"] == "code"]
-    if [c["source"] for c in old_code] != [c["source"] for c in new_code]:
-        raise SystemExit("code cells changed since the recording: record again (python tools/record_lab_run.py)")
-    for old, new in zip(old_code, new_code):
-        new["outputs"], new["execution_count"] = old["outputs"], old["execution_count"]
-    rebuilt["metadata"] = recorded["metadata"]
-    NOTEBOOK.write_text(json.dumps(rebuilt, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"{paths.short(NOTEBOOK)}: rebuilt markdown with the outputs of {paths.short(OUT)}")
-    return 0
-
-
 def main() -> int:
-    if "--markdown-only" in sys.argv[1:]:
-        return markdown_only()
     if "--finish-only" in sys.argv[1:]:  # papermill already ran: store its output without running again
         nb = json.loads(OUT.read_text(encoding="utf-8"))
         meta = nb["metadata"]["papermill"]
@@ -132,9 +112,9 @@ def main() -> int:
         "what": "notebooks/03_fine_tuning_lab.ipynb executed top to bottom on the cpu track, recording these runs",
         "command": "FTLAB_TRACK=cpu /usr/bin/time -v " + " ".join(COMMAND) + "  (tools/record_lab_run.py)",
         "date": started.date().isoformat(),
-        "hardware": training.hardware(),
+        "hardware": environment.hardware(),
         "cpu": platform.processor() or platform.machine(),
-        "versions": training.versions(),
+        "versions": environment.versions(),
         "wall_time_s": round(wall, 1),
         "wall_time": f"{int(wall // 60)} min {wall % 60:.0f} s",
         "peak_rss_largest_process_gib": round(peak_gib, 2) if peak_gib is not None else None,

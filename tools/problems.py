@@ -8,8 +8,8 @@ Every family has three parts:
 A 135 M-parameter model can only imitate what it sees, so each solution line holds one formula
 (`Area = 18 × 6 ÷ 2 = 54 square meters.`) and the answer ends as `{{ans:N}}`.
 
-    python -m helpers.problems --out resources/2_7   # write every split (byte-identical each time)
-    python -m helpers.problems --card                # print the data card's count table
+    python tools/problems.py --out resources/2_7   # write every split (byte-identical each time)
+    python tools/problems.py --card                # print the data card's count table
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the course folder, for helpers
+
+from helpers.data import to_row  # noqa: E402 - the prompt format lives with the data reader
+from helpers.paths import DATA_DIR  # noqa: E402
+
 SEED = 2_7
-DATA_DIR = Path(__file__).resolve().parent.parent / "resources" / "2_7"
-# No example number: a model that copied one would score whenever it happened to be an answer.
-INSTRUCTION = "Reason step by step, then give the final number in the form {{ans:number}}."
 SPLIT_SIZES = {"exam_100": 100, "val": 100, "train_1k": 1000}  # train_100 = first 100 rows of train_1k
 
 NAMES = ["Lily", "Tom", "Mia", "Ben", "Xiaoli", "Mingming", "Anna", "Leo", "Dongdong", "Sara", "Hong", "Max"]
@@ -77,12 +79,6 @@ def family(name: str, draw, check):
         FAMILIES[name] = Family(name, draw, build, check)
         return build
     return register
-
-
-def to_row(question: str, solution: str) -> dict:
-    user = f"#Output#\n{INSTRUCTION}\n#Math Problem#\n{question}"
-    return {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": user},
-                         {"role": "assistant", "content": solution}]}
 
 
 def _name(r: random.Random) -> str:

@@ -1,0 +1,125 @@
+"""Cards: a diagnosis, an exam and a comparison of two exams, as a learner reads them (HTML and text).
+
+Rendering only: the judgements come from `diagnosis` and `scoring`. `DiagnosisCard`, `ExamReport` and
+`ExamComparison` are those results plus the way Jupyter and a terminal show them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import fields
+
+from . import diagnosis, scoring
+from .data import ANS_RE
+from .view import badge, table, text_table
+
+# evidence keys as a learner reads them (diagnose --json keeps the short names)
+EVIDENCE_LABELS = {
+    "train_first": "first logged train loss", "train_lowest": "lowest logged train loss", "train_lowest_step": "… at step",
+    "train_last": "last logged train loss",
+    "train_start": "train loss at the start (for the rule)", "train_min": "train loss minimum (smoothed)",
+    "train_min_step": "… at step", "train_end": "train loss at the end (smoothed)",
+    "train_drop": "train loss fell by (fraction of start)", "train_gave_back": "share of the fall given back",
+    "train_tail_share": "share of the train fall in the second half", "train_tail_t": "t-statistic of the late train slope",
+    "train_next_run_change": "projected train change over a run as long again",
+    "eval_first": "eval loss at the first evaluation", "eval_min": "eval loss minimum", "eval_min_step": "… at step",
+    "eval_last": "eval loss at the last evaluation", "eval_last_step": "… at step",
+    "eval_tolerance": "\"at the minimum\" tolerance", "eval_tail_share": "share of the eval fall in the second half",
+    "eval_next_run_change": "projected eval change over a run as long again",
+    "smoothing_window": "smoothing window (points)", "time_axis": "time measured in",
+    "n_train": "train points", "n_eval": "eval points", "last_step": "last step", "max_steps": "planned steps",
+    "best_model_checkpoint": "best checkpoint",
+}
+
+
+class DiagnosisCard(diagnosis.Diagnosis):
+    """A diagnosis shown as the lesson's card: observation, state, cause, adjustment; the rule on request."""
+
+    @classmethod
+    def of(cls, d: diagnosis.Diagnosis) -> DiagnosisCard:
+        return cls(**{f.name: getattr(d, f.name) for f in fields(d)})
+
+    def __str__(self) -> str:
+        lines = [f"[{self.state.upper()}]", f"observation: {self.observation()}", f"cause:       {self.cause}",
+                 f"adjustment:  {self.next_move}", f"rule:        {self.reason}"]
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+    __repr__ = __str__  # the plain-text form of a notebook cell: the card, not the dataclass fields
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        row = "<tr><th style='text-align:left;padding:2px 10px 2px 0;vertical-align:top'>{}</th><td>{}</td></tr>"
+        evidence = [(EVIDENCE_LABELS.get(k, k), v if isinstance(v, str) else json.dumps(v))
+                    for k, v in self.to_dict()["evidence"].items()]
+        notes = "".join(f"<li>{e(n)}</li>" for n in self.notes)
+        return ("<div class='ftlab-diagnosis' style='border:1px solid #ccc;border-radius:6px;padding:8px 12px;"
+                "max-width:720px;font-family:sans-serif'><table style='border-collapse:collapse'>"
+                + row.format("Observation", e(self.observation())) + row.format("State", badge(self.state))
+                + row.format("Cause", e(self.cause)) + row.format("Adjustment", e(self.next_move)) + "</table>"
+                + (f"<ul style='margin:4px 0'>{notes}</ul>" if notes else "")
+                + "<details><summary>the rule and the numbers behind it</summary>"
+                + f"<p style='margin:4px 0'>{e(self.reason)}</p>" + table(evidence, style="font-size:90%")
+                + "</details></div>")
+
+
+def thresholds_table() -> str:
+    """The diagnosis thresholds as a markdown table, for the notebook."""
+    d = diagnosis
+    rows = [
+        ("smoothing", f"centred rolling median over {d.SMOOTH_FRACTION:.0%} of the points"
+                      f" (at least {d.MIN_TRAIN_WINDOW} for train loss)"),
+        ("failed", f"NaN/inf loss, or final train loss not ≥ {d.FAILED_MIN_DROP:.0%} below the start,"
+                   f" or it climbed back by ≥ {d.FAILED_GIVE_BACK:.0%} of its improvement"),
+        ("overfitting", f"last eval loss > eval minimum + max({d.EVAL_REL_TOL:.0%} of it, {d.EVAL_ABS_TOL}),"
+                        " minimum not at the end"),
+        ("underfitting", f"the second half of the run (in learning-rate progress) still carries"
+                         f" ≥ {d.STILL_FALLING:.0%} of the eval loss's total drop, a run as long again"
+                         " would lower it by more than the tolerance, and its minimum is one of the last"
+                         f" {d.LATE_MIN_EVALS} evaluations (train loss when no eval)"),
+        ("converged", "train loss fell, eval flat within tolerance of its minimum"),
+        ("too few points", f"< {d.MIN_TRAIN_POINTS} train points → unknown;"
+                           f" < {d.FEW_EVAL_POINTS} eval points → low confidence"),
+    ]
+    return "\n".join(["| rule | threshold |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+
+
+# ---------------------------------------------------------------- exams
+
+def answer_html(response: str) -> str:
+    """Escaped text (so `<` cannot break the page) with line breaks kept and the {{ans:}} tag marked."""
+    text = ANS_RE.sub(lambda m: f"<mark>{m.group(0)}</mark>", html.escape(response))
+    return f"<div style='white-space:pre-wrap;max-width:40em;text-align:left'>{text}</div>"
+
+
+def verdict(item: scoring.ExamItem) -> str:
+    if item.strict:
+        return "✅ correct"
+    if item.seed == 1.0:
+        return "🟡 tag found, but a later tag differs"
+    if item.seed == 0.5:
+        return "🟡 seed ½: number appears, strict ✗"
+    return "❌ wrong"
+
+
+class ExamReport(scoring.ExamResult):
+    """An exam result that Jupyter shows as its per-question table."""
+
+    def _repr_html_(self) -> str:
+        rows = [(k, html.escape(i.question), html.escape(i.expected), answer_html(i.response), verdict(i))
+                for k, i in enumerate(self.items, 1)]
+        return (f"<p><b>{html.escape(self.summary())}</b></p>"
+                + table(rows, ["#", "question", "expected", "model answer", "verdict"], raw=True))
+
+
+class ExamComparison(scoring.Comparison):
+    """Base vs fine-tuned: the three scores side by side, then every question's two verdicts."""
+
+    def __str__(self) -> str:
+        return text_table(self.rows(), ["", "base", "fine-tuned"])
+
+    def _repr_html_(self) -> str:
+        scores = [(m.replace("_", " "), b, t, f"{t - b:+d}") for m, b, t in self.rows()]
+        per_q = [(b.question, b.expected, verdict(b), verdict(t)) for b, t in zip(self.base.items, self.tuned.items)]
+        return (table(scores, ["", "base", "fine-tuned", "change"])
+                + table(per_q, ["question", "expected", "base", "fine-tuned"]))

@@ -1,0 +1,194 @@
+"""Load a model (or base + LoRA adapter) and answer prompts greedily, the way training saw them.
+
+The one loader: the exam, the merge check and "ask your model" all load, prompt and generate through
+here. Prompts are encoded by ms-swift's own template, so the model sees at exam time exactly what it saw
+in training (for chatml an empty system turn means *no* system block, unlike the tokenizer's own chat
+template, which would insert SmolLM's default system prompt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from . import models, paths
+from .runs import is_run
+
+
+@dataclass
+class Loaded:
+    lm: object
+    tokenizer: object
+    template: object
+    label: str
+    home: Path  # default folder for results
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def swift_template(model_dir: str | Path, model_type: str | None = None, template_type: str | None = None):
+    """The ms-swift template that `swift sft` uses for this model, in inference mode (no hub look-ups)."""
+    os.environ.setdefault("LOG_LEVEL", "ERROR")  # swift's import-time INFO/WARNING lines would clutter the notebook
+    from swift.model import get_processor
+    from swift.template import get_template
+
+    processor = get_processor(str(model_dir), model_type=model_type, download_model=False)
+    if template_type is None and "<|im_start|>" in (getattr(processor, "chat_template", None) or ""):
+        try:
+            return get_template(processor)
+        except ValueError:  # llama-architecture chatml models are ambiguous for swift's auto-detection
+            template_type = "chatml"
+    return get_template(processor, template_type=template_type)
+
+
+def _resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, Path, str]:
+    """(base model dir, model_type, template, adapter dir or None, results folder, label)."""
+    if isinstance(model_or_run, models.Model):
+        home = paths.OUTPUT_DIR / "exams" / model_or_run.name
+        return Path(model_or_run.path), model_or_run.model_type, model_or_run.template, None, home, model_or_run.name
+    if is_run(model_or_run):
+        ckpt = model_or_run.best_checkpoint or getattr(model_or_run, "last_checkpoint", None)
+        if not ckpt:
+            raise ValueError("this run has no checkpoint yet — fix: train it to the end (or pick another run)")
+        return _resolve(Path(ckpt))
+    folder = Path(model_or_run)
+    if (folder / "adapter_config.json").is_file():
+        args = _read_json(folder / "args.json") or _read_json(folder.parent / "args.json")
+        base = args.get("model") or _read_json(folder / "adapter_config.json").get("base_model_name_or_path")
+        if base and not Path(base).is_absolute():  # swift records the path as given, from the course folder
+            base = str(paths.COURSE_ROOT / base)
+        if not base or not Path(base).is_dir():
+            raise ValueError(f"cannot find the base model of adapter {folder} (got {base!r}) — fix: keep the base "
+                             f"model folder where it was during training")
+        label = f"{folder.parent.name}/{folder.name}"
+        return Path(base), args.get("model_type"), args.get("template"), folder, folder, label
+    if (folder / "config.json").is_file():
+        args = _read_json(folder / "args.json")
+        if not args.get("model_type"):  # a plain model folder: read its type and template from its own files
+            m = models.local_model(folder)
+            return folder, m.model_type, m.template, None, paths.OUTPUT_DIR / "exams" / m.name, m.name
+        return folder, args.get("model_type"), args.get("template"), None, folder, folder.name
+    raise ValueError(f"{folder} is neither a model folder (config.json) nor a LoRA checkpoint "
+                     f"(adapter_config.json) — fix: pass a Model, a Run, or one of those folders")
+
+
+def base_of(model_or_run) -> Path:
+    """The base model folder of a Model, a Run, a model folder or a LoRA checkpoint."""
+    return _resolve(model_or_run)[0]
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(model_or_run, dtype=None) -> Loaded:
+    """Model (+ adapter), tokenizer and swift template. dtype: bf16 on a GPU, fp32 on a CPU unless given."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    base, model_type, template_type, adapter, home, label = _resolve(model_or_run)
+    where = device()
+    dtype = dtype or (torch.bfloat16 if where == "cuda" else torch.float32)
+    # a loading bar per model and swift's deprecation notices say nothing to a learner: keep them out of the notebook
+    hf_logging.disable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        if adapter is not None:
+            from peft import PeftModel
+
+            lm = PeftModel.from_pretrained(lm, adapter)
+        lm.to(where).eval()
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        template = swift_template(base, model_type, template_type)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+    return Loaded(lm, tokenizer, template, label, home)
+
+
+def encode_prompt(template, row: dict) -> list[int]:
+    """Token ids of the question exactly as swift builds them: every turn except the assistant's answer."""
+    msgs = [m for m in row["messages"] if m["role"] != "assistant"]
+    return list(template.encode({"messages": msgs})["input_ids"])
+
+
+def _stop_ids(loaded: Loaded) -> list[int]:
+    ids = set()
+    for source in (loaded.lm.generation_config.eos_token_id, loaded.tokenizer.eos_token_id):
+        ids.update(source if isinstance(source, list) else [source] if source is not None else [])
+    for word in getattr(loaded.template.template_meta, "suffix", []) or []:
+        if isinstance(word, str):
+            tok = loaded.tokenizer.convert_tokens_to_ids(word)
+            if isinstance(tok, int) and tok != loaded.tokenizer.unk_token_id:
+                ids.add(tok)
+    return sorted(ids)
+
+
+def generate(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+    """Greedy answers for same-batch prompts, padded on the left so every answer starts at one column."""
+    import torch
+
+    pad = loaded.tokenizer.pad_token_id
+    pad = pad if pad is not None else _stop_ids(loaded)[0]
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    device = next(loaded.lm.parameters()).device
+    with torch.inference_mode():
+        out = loaded.lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                                 max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=_stop_ids(loaded),
+                                 temperature=None, top_p=None, top_k=None)
+    return [loaded.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+
+
+def cpu_threads(sample_s: float = 0.3) -> int:
+    """Torch threads worth using now: the cores other processes are not busy on (at least 1).
+
+    On a shared CPU, two OpenMP threads fighting other processes for two cores made generation about
+    25x slower (45 s instead of 1.8 s for 32 tokens); one thread per idle core avoids that collapse.
+    "Busy" is measured now, over `sample_s`, from the CPU time of every other process: the load average
+    lags by a minute and still counts a training run that has just ended.
+    """
+    cores = os.cpu_count() or 1
+    me = os.getpid()
+
+    def others_cpu_seconds() -> float:
+        total = 0.0
+        for proc in psutil.process_iter(["pid", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if proc.info["pid"] != me and times is not None:
+                total += times.user + times.system
+        return total
+
+    before, t0 = others_cpu_seconds(), time.time()
+    time.sleep(sample_s)
+    busy_cores = (others_cpu_seconds() - before) / max(time.time() - t0, 1e-3)
+    return max(1, min(cores, cores - round(busy_cores)))
+
+
+@contextmanager
+def threads(n: int | None):
+    import torch
+
+    if device() != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n or cpu_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,189 @@
+"""A training run on disk and the history of all of them: parameters, command, status, swift's own records.
+
+`Run` is what `sft()` returns and what `runs()` lists after a kernel restart; it reads swift's log through
+one incremental `SwiftLog`, so asking for its curves again costs only the lines written since.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import diagnosis, paths, process
+from .cards import DiagnosisCard
+from .curves import overlay
+from .swiftlog import SwiftLog
+from .view import Html, table
+
+RUN_FILE = "ftlab_run.json"
+PARAM_KEYS = ["learning_rate", "lora_rank", "num_train_epochs", "batch_size", "max_length", "eval_steps",
+              "dataset", "train_rows"]
+
+
+@dataclass
+class Run:
+    """A training run on disk: its parameters, command, status and swift's own records."""
+
+    run_dir: Path
+    label: str = ""
+    params: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    model: str = ""
+    model_path: str = ""
+    track: str = ""
+    command: str = ""
+    argv: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    status: str = "created"  # created | running | finished | interrupted | failed | recorded
+    returncode: int | None = None
+    error: str = ""
+    wall_time_s: float | None = None
+    started: str = ""
+    versions: dict = field(default_factory=dict)
+    hardware: str = ""
+    pid: int | None = None
+    resumed_from: str = ""  # the checkpoint this run continued (course-relative), if it continued one
+
+    def __post_init__(self):
+        self.run_dir = Path(self.run_dir)
+        self._log = None
+
+    # ---- persistence -------------------------------------------------------------------------
+    def save(self) -> None:
+        d = asdict(self)
+        d["run_dir"] = paths.short(self.run_dir)
+        tmp = self.run_dir / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(d, indent=1, ensure_ascii=False))
+        os.replace(tmp, self.run_dir / RUN_FILE)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Run:
+        run_dir = Path(run_dir)
+        d = json.loads((run_dir / RUN_FILE).read_text())
+        d["run_dir"] = run_dir
+        known = {f for f in cls.__dataclass_fields__}
+        run = cls(**{k: v for k, v in d.items() if k in known})
+        if run.status == "running" and not process.alive(run.pid):
+            # the kernel died: swift either had finished (its log ends with the summary) or was cut short
+            run.status = "finished" if run.curves()[2].get("completed") else "interrupted"
+        return run
+
+    # ---- swift's records ---------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "logging.jsonl"
+
+    def curves(self):
+        """(train, eval, info) from swift's logging.jsonl: lists of (step, loss)."""
+        if self._log is None:
+            self._log = SwiftLog(self.run_dir)
+        return self._log.read()
+
+    def _checkpoint(self, key: str) -> Path | None:
+        _, _, info = self.curves()
+        recorded = info.get(key)
+        if recorded:  # swift writes absolute paths; keep only the folder name so a moved course still works
+            p = self.run_dir / Path(recorded).name
+            if p.is_dir():
+                return p
+            # a continued run whose own evaluations never beat the run it continued: swift keeps that best
+            return Path(recorded) if Path(recorded).is_dir() else None
+        ckpts = sorted((c for c in self.run_dir.glob("checkpoint-*") if c.name.split("-")[-1].isdigit()),
+                       key=lambda p: int(p.name.split("-")[-1]))
+        if not ckpts:
+            return None
+        if key == "last_model_checkpoint":
+            return ckpts[-1]
+        state = ckpts[-1] / "trainer_state.json"
+        if state.is_file():
+            best = json.loads(state.read_text()).get("best_model_checkpoint")
+            if best and (self.run_dir / Path(best).name).is_dir():
+                return self.run_dir / Path(best).name
+        return ckpts[-1]
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        """The checkpoint with the lowest eval loss, as swift recorded it."""
+        return self._checkpoint("best_model_checkpoint")
+
+    @property
+    def last_checkpoint(self) -> Path | None:
+        return self._checkpoint("last_model_checkpoint")
+
+    @property
+    def diagnosis(self) -> DiagnosisCard:
+        """The automatic verdict on swift's log (learning-rate schedule aware; see helpers/diagnosis.py)."""
+        train, evals, info = self.curves()
+        interrupted = self.status == "interrupted" or (self.log_path.is_file() and not info["completed"])
+        return judge(train, evals, info, interrupted)
+
+    def summary(self) -> str:
+        return f"{self.label}: {self.status}, {self.diagnosis.state if self.log_path.is_file() else '-'}"
+
+    def _repr_html_(self) -> str:
+        best = paths.short(self.best_checkpoint) if self.best_checkpoint else "none"
+        return (f"<b>{html.escape(self.label)}</b> — {self.status} ({html.escape(self.track)} track, "
+                f"{html.escape(self.model)})" + table(self.params.items())
+                + f"<p>best checkpoint: <code>{html.escape(best)}</code></p>")
+
+
+def is_run(obj) -> bool:
+    """The one test for "is this a training run?": anything with checkpoints (a Run, a recording's Run)."""
+    return hasattr(obj, "best_checkpoint") and hasattr(obj, "last_checkpoint")
+
+
+def judge(train, evals, info: dict, interrupted: bool) -> DiagnosisCard:
+    d = diagnosis.diagnose(train, evals, max_steps=info["max_steps"], interrupted=interrupted,
+                           lr=info["learning_rate"], last_step=info["last_step"])
+    best = info["best_model_checkpoint"]
+    d.evidence["best_model_checkpoint"] = Path(best).name if best else None  # a folder name, no machine paths
+    return DiagnosisCard.of(d)
+
+
+def diagnose_log(path, interrupted: bool | None = None) -> DiagnosisCard:
+    """The verdict on a run folder or a logging.jsonl; a run that did not do all its steps is provisional."""
+    train, evals, info = SwiftLog(path).read()
+    return judge(train, evals, info, (not info["completed"]) if interrupted is None else interrupted)
+
+
+def runs(track: str | None = None, show: bool = True) -> list[Run]:
+    """Every run on disk (survives kernel restarts), oldest first."""
+    found = []
+    for f in sorted(paths.OUTPUT_DIR.glob(f"{track or '*'}/*/{RUN_FILE}")):
+        try:
+            found.append(Run.load(f.parent))
+        except (ValueError, OSError, TypeError):
+            continue
+    if show:
+        from IPython.display import display
+
+        display(Html(params_table(found)))
+    return found
+
+
+def params_table(items: list[Run]) -> str:
+    rows = []
+    for r in items:
+        _, evals, _ = r.curves()
+        best = f"{min(v for _, v in evals):.3f}" if evals else "-"
+        state = r.diagnosis.state if r.log_path.is_file() else "-"
+        rows.append([r.label, *[r.params.get(k, "") for k in PARAM_KEYS], r.status, state, best])
+    return table(rows, ["run", *PARAM_KEYS, "status", "state", "best eval loss"])
+
+
+def compare_runs(items: list[Run], title: str = "All experiments on one chart"):
+    """Overlay the loss curves of several runs and show their parameters side by side."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    curves = []
+    for r in items:
+        train, evals, _ = r.curves()
+        curves.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state})
+    fig = overlay(curves, title)
+    display(fig)
+    plt.close(fig)
+    display(Html(params_table(items)))

@@ -1,0 +1,163 @@
+"""How an exam answer is scored: the lesson's seed rule and a strict rule, and what a set of scored answers
+adds up to. Pure: no files, no models, no display (exams.py answers and saves; cards.py shows)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from . import data
+
+MINUS = str.maketrans({"−": "-", "–": "-"})
+
+
+def seed_score(response: str, expected) -> float:
+    """The lesson's rule: 1 for the literal `{{ans:N}}`, 0.5 if N's text appears anywhere, else 0."""
+    if f"{{{{ans:{expected}}}}}" in response:
+        return 1.0
+    return 0.5 if str(expected) in response else 0.0
+
+
+def _number(text: str) -> Decimal | None:
+    clean = re.sub(r"[\s,_]", "", text.translate(MINUS))
+    try:
+        return Decimal(clean)
+    except InvalidOperation:
+        return None
+
+
+def tagged_answer(response: str) -> str | None:
+    """The text inside the last `{{ans:...}}` tag (the one the strict rule reads), or None."""
+    tags = data.ANS_RE.findall(response)
+    return tags[-1].strip() if tags else None
+
+
+def strict_correct(response: str, expected) -> bool:
+    """True only when the *last* `{{ans:X}}` tag holds a number equal to N (`1,200`, ` 60.0 ` tolerated)."""
+    tag = tagged_answer(response)
+    if tag is None:
+        return False
+    got, want = _number(tag), _number(str(expected))
+    return got is not None and want is not None and got == want
+
+
+def has_format(response: str) -> bool:
+    """Does the answer end its reasoning the trained way: an `{{ans:X}}` tag holding a number?"""
+    tag = tagged_answer(response)
+    return tag is not None and _number(tag) is not None
+
+
+@dataclass
+class ExamItem:
+    question: str
+    expected: str
+    response: str
+    seed: float
+    strict: bool
+    format: bool
+
+
+@dataclass
+class ExamResult:
+    items: list[ExamItem]
+    model: str = ""
+    dataset: str = ""
+    seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
+    path: str | None = None  # where it was saved
+
+    @property
+    def n(self) -> int:
+        return len(self.items)
+
+    @property
+    def seed_score(self) -> int:
+        return int(100 * sum(i.seed for i in self.items) / self.n) if self.items else 0
+
+    @property
+    def strict_score(self) -> int:
+        return round(100 * sum(i.strict for i in self.items) / self.n) if self.items else 0
+
+    @property
+    def format_rate(self) -> int:
+        return round(100 * sum(i.format for i in self.items) / self.n) if self.items else 0
+
+    def summary(self) -> str:
+        return (f"{self.model or 'model'} on {Path(self.dataset).name or 'exam'} ({self.n} questions): "
+                f"seed score {self.seed_score}, strict score {self.strict_score}, "
+                f"{{{{ans:}}}} format {self.format_rate}%, {self.seconds:.0f} s")
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    __repr__ = __str__  # the plain-text form of a notebook cell: one line, not every answer
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "seconds": round(self.seconds, 2),
+                "settings": self.settings, "seed_score": self.seed_score, "strict_score": self.strict_score,
+                "format_rate": self.format_rate, "n": self.n, "items": [asdict(i) for i in self.items]}
+
+    @classmethod
+    def from_json(cls, obj: dict):
+        return cls([ExamItem(**i) for i in obj["items"]], obj.get("model", ""), obj.get("dataset", ""),
+                   obj.get("seconds", 0.0), obj.get("settings", {}))
+
+
+def score_responses(rows: list[dict], responses: list[str], result_type=ExamResult, **meta):
+    """Score answers given in data order against the rows' `{{ans:N}}`."""
+    if len(rows) != len(responses):
+        raise ValueError(f"{len(rows)} questions but {len(responses)} responses — fix: one response per row")
+    items = []
+    for row, resp in zip(rows, responses):
+        want = data.expected_answer(row)
+        items.append(ExamItem(data.question_of(row), want, resp, seed_score(resp, want),
+                              strict_correct(resp, want), has_format(resp)))
+    return result_type(items, **meta)
+
+
+@dataclass
+class Comparison:
+    """The base model and the fine-tuned model on the same questions."""
+
+    base: ExamResult
+    tuned: ExamResult
+
+    def __post_init__(self):
+        if [i.question for i in self.base.items] != [i.question for i in self.tuned.items]:
+            raise ValueError("the two results are not from the same questions — fix: exam both on the same file")
+
+    def rows(self) -> list[tuple[str, int, int]]:
+        return [(metric, getattr(self.base, metric), getattr(self.tuned, metric))
+                for metric in ("seed_score", "strict_score", "format_rate")]
+
+
+def _steps(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.strip().splitlines() if line.strip() and "{{ans:" not in line]
+
+
+def _miss_kind(said: str, ref: str) -> str:
+    """Why a step differs from the worked solution: same formula with another result, or another formula."""
+    said_parts, ref_parts = [p.strip() for p in said.split("=")], [p.strip() for p in ref.split("=")]
+    if len(said_parts) >= 3 and said_parts[:-1] == ref_parts[:-1]:
+        return "arithmetic slip: the right formula, a wrong result"
+    if said_parts[:1] == ref_parts[:1]:
+        return "wrong formula for the right quantity"
+    return "another method than the worked solution"
+
+
+def first_wrong_step(response: str, solution: str) -> tuple[str, str, str]:
+    """(the answer's first step that departs from the worked solution, the solution's step there, why)."""
+    said, ref = _steps(response), _steps(solution)
+    i = next((j for j, (a, b) in enumerate(zip(said, ref)) if a != b), min(len(said), len(ref)))
+    mine = said[i] if i < len(said) else "(stopped early)"
+    theirs = ref[i] if i < len(ref) else "(no more steps)"
+    why = _miss_kind(mine, theirs) if i < len(said) and i < len(ref) else "a step too few or too many"
+    return mine, theirs, why
+
+
+def inside_bigger_number(response: str, expected: str) -> bool:
+    """Does `expected` appear only as part of a larger number ("78" in "780")?"""
+    numbers = [m.rstrip(".,") for m in re.findall(r"\d[\d,.]*", response)]  # "12." ends a sentence: it is 12
+    return expected not in numbers and any(expected in m for m in numbers)
