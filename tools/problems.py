@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import math
 import random
+import re
 import statistics
 import sys
 from collections import Counter
@@ -68,7 +69,61 @@ class Family:
 
     def problem(self, p: dict, question: str | None = None) -> Problem:
         q, steps, ans = self.build(p)
-        return Problem(self.name, question or q, steps, ans, p)
+        return Problem(self.name, question or q, [one_step_at_a_time(s) for s in steps], ans, p)
+
+
+# ---------------------------------------------------------------- one operation per "="
+
+_OPS = {"×": lambda a, b: a * b, "÷": lambda a, b: a // b, "+": lambda a, b: a + b, "-": lambda a, b: a - b}
+_EXPR = re.compile(r"^[\d ×÷+\-()]+$")
+
+
+def _tokens(expr: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.findall(r"\d+|[×÷+\-()]", expr)]
+
+
+def _text(tokens: list) -> str:
+    return " ".join(map(str, tokens)).replace("( ", "(").replace(" )", ")")
+
+
+def _reduce_once(tokens: list) -> list:
+    """Carry out the next operation: innermost brackets first, × and ÷ before + and -, left to right."""
+    if "(" in tokens:
+        close = tokens.index(")")
+        open_ = max(i for i in range(close) if tokens[i] == "(")
+        inner = _reduce_once(tokens[open_ + 1:close])
+        if len(inner) == 1:  # a bracket worked out to one number loses its brackets
+            return tokens[:open_] + inner + tokens[close + 1:]
+        return tokens[:open_ + 1] + inner + tokens[close:]
+    for ops in (("×", "÷"), ("+", "-")):
+        i = next((k for k, t in enumerate(tokens) if t in ops), None)
+        if i is not None:
+            return tokens[:i - 1] + [_OPS[tokens[i]](tokens[i - 1], tokens[i + 1])] + tokens[i + 2:]
+    return tokens
+
+
+def worked(expr: str) -> list[str]:
+    """Every stage of working `expr` out, one operation at a time: "18 × 6 ÷ 2" -> ["18 × 6 ÷ 2", "108 ÷ 2", "54"]."""
+    stages = [_tokens(expr)]
+    while len(stages[-1]) > 1:
+        stages.append(_reduce_once(stages[-1]))
+    return [_text(t) for t in stages]
+
+
+def one_step_at_a_time(line: str) -> str:
+    """Write out the intermediate results of a solution line, so the model does one operation per `=`:
+    "Area = 18 × 6 ÷ 2 = 54 square meters." -> "Area = 18 × 6 ÷ 2 = 108 ÷ 2 = 54 square meters."."""
+    parts = line.split(" = ")
+    if len(parts) < 2:
+        return line
+    head, _, expr = parts[-2].rpartition(": ")
+    result = re.match(r"(\d+)(?=[ .]|$)", parts[-1])
+    if not result or " remainder" in parts[-1] or not _EXPR.match(expr):
+        return line
+    stages = worked(expr)
+    if stages[-1] != result.group(1):
+        raise ValueError(f"worked({expr!r}) gives {stages[-1]}, the solution line says {parts[-1]!r}")
+    return " = ".join(parts[:-2] + [(f"{head}: " if head else "") + stages[0]] + stages[1:-1] + [parts[-1]])
 
 
 FAMILIES: dict[str, Family] = {}
