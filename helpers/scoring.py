@@ -138,9 +138,14 @@ def _steps(text: str) -> list[str]:
 
 
 def _miss_kind(said: str, ref: str) -> str:
-    """Why a step differs from the worked solution: same formula with another result, or another formula."""
+    """Why a step differs from the worked solution: the same formula worked out wrongly, or another formula.
+
+    The formula is the line up to its first calculation ("Left = 400 - 375", "LCM(3, 4)", "May: 31 - 9 + 1");
+    what follows it (intermediate results, the result) is arithmetic.
+    """
     said_parts, ref_parts = [p.strip() for p in said.split("=")], [p.strip() for p in ref.split("=")]
-    if len(said_parts) >= 3 and said_parts[:-1] == ref_parts[:-1]:
+    first = next((k for k, p in enumerate(ref_parts) if any(c.isdigit() for c in p)), 0)
+    if said_parts[:first + 1] == ref_parts[:first + 1]:
         return "arithmetic slip: the right formula, a wrong result"
     if said_parts[:1] == ref_parts[:1]:
         return "wrong formula for the right quantity"

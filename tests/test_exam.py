@@ -188,5 +188,10 @@ def test_misses_names_the_first_wrong_step_and_why():
     assert "arithmetic slip" in lines[2]
     assert "wrong formula" in lines[3] and "(150 + 50) × 2" in lines[3]
     assert "format was not followed" in lines[4]
+    # a slip inside a worked-out line, or in a line with no label, is still the right formula
+    for said, ref in [("May: 31 - 9 + 1 = 20 + 1 = 21 days.", "May: 31 - 9 + 1 = 22 + 1 = 23 days."),
+                      ("LCM(3, 4) = 8.", "LCM(3, 4) = 12.")]:
+        assert "arithmetic slip" in sc.first_wrong_step(said, ref)[2], said
+    assert "wrong formula" in sc.first_wrong_step("One part = 25 ÷ 8 = 3.", "One part = 25 ÷ 5 = 5.")[2]
     right = sc.ExamResult([sc.ExamItem(q[0], "78", "x\n\n{{ans:78}}", 1, True, True)])
     assert ex.misses(right, DATA / "test.jsonl") == "Every answer is right."

@@ -53,7 +53,7 @@ def test_the_whole_recorded_notebook_run_is_documented():
     rec = json.loads((CPU / "notebook_run.json").read_text())
     assert rec["command"].startswith("FTLAB_TRACK=cpu") and "record True" in rec["command"]
     assert rec["versions"]["ms-swift"] and rec["hardware"] and rec["date"][:4].isdigit()
-    assert rec["wall_time_s"] > 0 and 0 < rec["peak_rss_largest_process_gib"] <= 8
+    assert 0 < rec["wall_time_s"] <= 20 * 60 and 0 < rec["peak_rss_largest_process_gib"] <= 8
     assert len(rec["cell_seconds"]) > 20 and all(c["seconds"] >= 0 for c in rec["cell_seconds"])
 
 
@@ -69,10 +69,11 @@ def test_recordings_are_never_overwritten(tmp_path):
 
 
 def test_recorded_exams_show_the_fine_tuned_gain():
+    """The course's promise, held against the recorded run: the fine-tuned model is clearly better."""
     rec = recordings.recorded_exams("cpu")
     assert rec.base_100.n == rec.tuned_100.n == 100 and rec.base_test.n == rec.tuned_test.n == 10
     assert rec.tuned_100.format_rate >= 95 > rec.base_100.format_rate
-    assert rec.tuned_100.strict_score > rec.base_100.strict_score
-    assert rec.tuned_test.strict_score >= rec.base_test.strict_score
+    assert rec.tuned_100.strict_score - rec.base_100.strict_score >= 40
+    assert rec.tuned_test.strict_score > rec.base_test.strict_score and rec.tuned_test.strict_score >= 20
     assert "fine-tuned, 100-question exam" in rec.table()
 

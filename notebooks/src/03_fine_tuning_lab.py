@@ -28,7 +28,7 @@
 # | track | model | where | what it runs |
 # |---|---|---|---|
 # | `gpu` | Qwen2.5-1.5B-Instruct | one GPU with ≥ 16 GiB (PAI DSW A10) | the lesson's exact five experiments |
-# | `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to a laptop: the recorded run of this notebook took RECORDED_MIN min on 2 cores |
+# | `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to a laptop: the recorded run of this notebook took 16 min on 2 cores |
 # | `ci` | SmolLM2-135M-Instruct | test machines | every code path in seconds, plus replays of real cpu-track runs |
 
 # %%
@@ -161,7 +161,12 @@ print(base_100.summary())
 # problem families, each of which draws numbers, writes a short solution with one formula per line, and
 # recomputes the answer by a different route (`math.lcm`, `datetime`, `fractions`, brute force); the tests
 # compare the two answers for hundreds of draws. Every training answer is therefore checked, and the short,
-# regular solutions are something a 135 M-parameter model can imitate. One family at work:
+# regular solutions are something a 135 M-parameter model can imitate.
+#
+# How a solution is written matters as much as how many there are. Each line does **one operation per
+# `=`**: `Area = 16 × 5 ÷ 2 = 80 ÷ 2 = 40` writes out the 80 that a small model would otherwise have to keep
+# in its head. With the same training steps, that one change took the fine-tuned cpu-track model from 39 to
+# 45 of the 100 held-out questions and from 4 to 5 of the lesson's ten. One family at work:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -320,7 +325,10 @@ if TRACK == "ci":
 #
 # The cpu track continues experiment 4's run into a second epoch (ms-swift's `--resume_from_checkpoint`)
 # instead of starting fifteen epochs over. Its curves begin with experiment 4's points, so the card judges the
-# whole training, not only the second half. In the recorded run EXP5_CURVE. Its best checkpoint goes to the exam.
+# whole training, not only the second half. In the recorded run the eval loss went 0.175 → 0.087 → 0.062 →
+# 0.055 → 0.053 in experiment 4 and 0.058 → 0.048 → **0.043** (step 200) → 0.045 → 0.045 in the second epoch:
+# it stopped falling at step 200 and stayed within the tolerance of that minimum, so the helper says
+# **converged**, as the lesson did. Its best checkpoint, step 200, goes to the exam.
 
 # %%
 e = plan[4]
@@ -474,7 +482,7 @@ lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch.bfloat16 if de
 lm = PeftModel.from_pretrained(lm, str(best_run.best_checkpoint)).to(device).eval()  # base + adapter
 
 template = swift_template(model.path, model.model_type, model.template)  # the chat layout used in training
-ids = encode_prompt(template, prompt_row("A box holds 6 pencils. How many pencils are in 7 boxes?"))
+ids = encode_prompt(template, prompt_row("A car travels at 46 km per hour for 3 hours. How many km does it travel?"))
 with torch.inference_mode():
     out = lm.generate(torch.tensor([ids], device=device), max_new_tokens=EXAM["max_new_tokens"], do_sample=False,
                       temperature=None, top_p=None, top_k=None)  # greedy: unset the sampling defaults
