@@ -416,3 +416,30 @@ def test_stored_notebook_outputs_hold_nothing_machine_specific(notebook):
         if re.search(SECRET_PATTERNS[what], raw):
             found.append(f"file: {what}")
     assert not found, "\n".join(found[:20])
+
+
+UNFINISHED_BAR = re.compile(r"\d+%\|[^|\n]*\|\s*(\d+)/(\d+)")
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_stored_notebook_outputs_hold_no_noise(notebook):
+    """What a reader sees before running: no stderr stream, no progress bar stopped half-way, no library
+    warning; the diagnosis statistics only inside the card's collapsed details block."""
+    nb = json.loads((ROOT / "notebooks" / notebook).read_text(encoding="utf-8"))
+    found = []
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            if out.get("name") == "stderr":
+                found.append(f"cell {i}: a stderr stream: {''.join(out['text'])[:120]!r}")
+            texts = ["".join(out.get("text", ""))]
+            texts += ["".join(v) for k, v in out.get("data", {}).items() if k.startswith("text/")]
+            for text in texts:
+                for m in UNFINISHED_BAR.finditer(text):
+                    if m.group(1) != m.group(2):
+                        found.append(f"cell {i}: an unfinished progress bar: {m.group(0)!r}")
+                if re.search(r"(?i)\bwarn(ing)?\b|deprecat", text):
+                    found.append(f"cell {i}: a warning: {text[:160]!r}")
+            html = "".join(out.get("data", {}).get("text/html", ""))
+            if "ftlab-diagnosis" in html:
+                assert "<details>" in html, f"cell {i}: the diagnosis card shows its statistics uncollapsed"
+    assert not found, "\n".join(found[:20])
