@@ -189,6 +189,23 @@ def _cell_index(page, needle: str) -> int:
     return idx
 
 
+def _tracebacks(page, panel):
+    """The error outputs (a Python traceback on stderr) in a notebook panel."""
+    return page.locator(f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                        has_text="Traceback")
+
+
+def _run_all(page, url, token, notebook) -> str:
+    """Open a notebook, run all its cells, wait until the kernel is idle and no cell failed; return its panel."""
+    panel = _open(page, url, token, notebook)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(1000)
+    page.wait_for_function(IDLE_JS, timeout=300_000, polling=500)
+    errors = _tracebacks(page, panel)
+    assert errors.count() == 0, errors.first.text_content()[:2000]
+    return panel
+
+
 def _run_cells(page, indices):
     """Queue cells (like pressing Ctrl-Enter on each); the kernel runs them in order."""
     page.evaluate("""(indices) => { const app = window.jupyterapp, nb = app.shell.currentWidget.content;
@@ -219,13 +236,7 @@ def _shot(page, name):
 
 def test_notebook01_learning_rate_slider_redraws(lab, page):
     url, token, _ = lab
-    panel = _open(page, url, token, "01_how_models_learn.ipynb")
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_timeout(1000)
-    page.wait_for_function(IDLE_JS, timeout=300_000, polling=500)
-    errors = page.locator(f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                          has_text="Traceback")
-    assert errors.count() == 0, errors.first.text_content()[:2000]
+    panel = _run_all(page, url, token, "01_how_models_learn.ipynb")
 
     label = page.locator(f"{panel} label.widget-label").filter(has_text="learning rate")
     # text_content, not inner_text: cells outside the viewport are content-visibility:auto (innerText "")
@@ -264,8 +275,7 @@ def test_notebook03_first_experiment_live_curve_diagnosis_and_interrupt(lab, pag
     # the live curve: an image in the experiment cell's output while swift is still training;
     # a traceback in any cell above stops the queue, so fail on it at once instead of waiting it out
     curve = cell.locator(".jp-OutputArea-output img").first
-    errors = page.locator(f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                          has_text="Traceback")
+    errors = _tracebacks(page, panel)
     deadline = time.time() + 600
     while curve.count() == 0:
         assert errors.count() == 0, errors.first.text_content()[:2000]
@@ -354,13 +364,7 @@ def test_ask_your_model_widget_answers_a_typed_question_twice(lab, page):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, course / "notebooks" / "ask_check.ipynb")
 
-    panel = _open(page, url, token, "ask_check.ipynb")
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_timeout(1000)
-    page.wait_for_function(IDLE_JS, timeout=300_000, polling=500)
-    errors = page.locator(f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                          has_text="Traceback")
-    assert errors.count() == 0, errors.first.text_content()[:2000]
+    panel = _run_all(page, url, token, "ask_check.ipynb")
 
     widget = page.locator(f"{panel} .jp-OutputArea-output").filter(has=page.locator("textarea")).last
     widget.scroll_into_view_if_needed()
