@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FTLAB_TRACK", "cpu")
 
-from helpers import data, environment, models, paths, swift_runner, tracks  # noqa: E402
+from helpers import data, environment, exams, models, paths, swift_runner, tracks  # noqa: E402
+from helpers.swiftlog import SwiftLog  # noqa: E402
 
 TODAY = "before: ms-swift defaults (fp32)"
 SETTINGS = {
@@ -61,10 +62,9 @@ def train_once(model, rows: int, steps: int, extra: dict, work: Path) -> dict:
     wall = time.time() - t0
     if proc.returncode:
         raise SystemExit(f"swift sft failed for {extra}:\n{proc.stdout[-3000:]}")
-    log = [json.loads(x) for x in (out / "logging.jsonl").read_text().splitlines() if x.strip()]
-    train_pts = [(int(r["global_step/max_steps"].split("/")[0]), r["loss"]) for r in log if "loss" in r]
-    eval_pts = [(int(r["global_step/max_steps"].split("/")[0]), r["eval_loss"]) for r in log if "eval_loss" in r]
-    summary = next(r for r in log if "train_runtime" in r)
+    log = SwiftLog(out)  # the package's one reader of swift's logging.jsonl
+    train_pts, eval_pts, _ = log.read()
+    summary = next(r for r in log.rows if "train_runtime" in r)
     shutil.rmtree(out, ignore_errors=True)
     return {"wall": wall, "runtime": float(summary["train_runtime"]), "train": train_pts, "eval": eval_pts}
 
@@ -119,21 +119,17 @@ def bench_exam(args) -> None:
 
     from helpers import inference
 
-    rows = data.read_rows(paths.DATA_DIR / "exam_100.jsonl")[: args.exam]
     answers = {}
-    for dtype in ("float32", "bfloat16"):
+    for dtype in ("float32", "bfloat16"):  # the course's own exam, only the weights' dtype differs
         loaded = inference.load(models.embedded_model(), dtype=getattr(torch, dtype))
-        prompts = [inference.encode_prompt(loaded.template, r) for r in rows]
-        t0 = time.time()
-        with inference.threads(None):
-            out = []
-            for i in range(0, len(prompts), 32):
-                out += inference.generate(loaded, prompts[i:i + 32], args.max_new_tokens)
-        answers[dtype] = (time.time() - t0, out)
-    (t32, a32), (t16, a16) = answers["float32"], answers["bfloat16"]
-    same = sum(a == b for a, b in zip(a32, a16))
-    print(f"\nExam: {len(rows)} questions of exam_100, {args.max_new_tokens} new tokens, batch 32, base model")
-    print(f"  fp32 {t32:.1f} s, bf16 {t16:.1f} s ({t32 / t16:.2f}×); identical greedy answers: {same}/{len(rows)}")
+        answers[dtype] = exams.exam(None, paths.DATA_DIR / "exam_100.jsonl", batch_size=32,
+                                    max_new_tokens=args.max_new_tokens, save_to=False, limit=args.exam,
+                                    progress=False, loaded=loaded)
+    r32, r16 = answers["float32"], answers["bfloat16"]
+    same = sum(a.response == b.response for a, b in zip(r32.items, r16.items))
+    print(f"\nExam: {r32.n} questions of exam_100, {args.max_new_tokens} new tokens, batch 32, base model")
+    print(f"  fp32 {r32.seconds:.1f} s, bf16 {r16.seconds:.1f} s ({r32.seconds / r16.seconds:.2f}×); "
+          f"identical greedy answers: {same}/{r32.n}")
 
 
 def main() -> None:
