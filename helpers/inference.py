@@ -141,15 +141,16 @@ def generate(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int) -> l
     """Greedy answers for same-batch prompts, padded on the left so every answer starts at one column."""
     import torch
 
+    stop = _stop_ids(loaded)
     pad = loaded.tokenizer.pad_token_id
-    pad = pad if pad is not None else _stop_ids(loaded)[0]
+    pad = pad if pad is not None else stop[0]
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     device = next(loaded.lm.parameters()).device
     with torch.inference_mode():
         out = loaded.lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=_stop_ids(loaded),
+                                 max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stop,
                                  temperature=None, top_p=None, top_k=None)
     return [loaded.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 

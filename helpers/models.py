@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import environment, paths, process
-from .environment import STANDIN_ENV, STANDIN_LABEL, standin_requested  # noqa: F401 - part of this module's face
+from .environment import STANDIN_ENV, STANDIN_LABEL, standin_requested
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 LESSON_NAME = "qwen2.5-1.5b-instruct"

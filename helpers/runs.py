@@ -124,7 +124,8 @@ class Run:
         return f"{self.label}: {self.status}, {self.diagnosis.state if self.log_path.is_file() else '-'}"
 
     def _repr_html_(self) -> str:
-        best = paths.short(self.best_checkpoint) if self.best_checkpoint else "none"
+        ckpt = self.best_checkpoint
+        best = paths.short(ckpt) if ckpt else "none"
         return (f"<b>{html.escape(self.label)}</b> — {self.status} ({html.escape(self.track)} track, "
                 f"{html.escape(self.model)})" + table(self.params.items())
                 + f"<p>best checkpoint: <code>{html.escape(best)}</code></p>")
