@@ -36,7 +36,11 @@
 import sys
 from pathlib import Path
 
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "helpers" / "__init__.py").is_file())
+ROOT = Path.cwd()
+while not (ROOT / "helpers" / "__init__.py").is_file():  # find the course folder, wherever Jupyter started
+    if ROOT == ROOT.parent:
+        raise RuntimeError("Open this notebook from inside the Fine-Tuning Lab folder.")
+    ROOT = ROOT.parent
 sys.path.insert(0, str(ROOT))
 # %config InlineBackend.figure_formats = ['png']
 
