@@ -7,6 +7,7 @@ import platform
 import shutil
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 from . import paths
 from .shapes import QWEN25_1_5B
@@ -121,6 +122,32 @@ def hardware() -> str:
     return (f"{gpu['name']} ({gpu['total_gb']:.0f} GiB)" if gpu else "no GPU") + f", {os.cpu_count()} CPU cores ({cpu})"
 
 
+TORCH_RECORD = ".venv/ftlab-torch.json"  # written by tools/setup_env.sh: which torch set-up chose, and why
+
+
+def torch_source() -> str:
+    """Which torch the course runs on and where it came from, in words (from set-up's record and torch itself)."""
+    import json
+    import sys
+
+    try:
+        import torch
+    except ImportError:
+        return "not installed (run `make setup`)"
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
+    inside = Path(torch.__file__).resolve().is_relative_to(Path(sys.prefix).resolve())
+    where = "in .venv" if inside else "the system's Python, seen by .venv"
+    try:
+        rec = json.loads((paths.COURSE_ROOT / TORCH_RECORD).read_text())
+    except (OSError, ValueError):
+        rec = {}
+    why = {"keep": "the image's own, kept by set-up (never reinstalled)",
+           "cuda": f"installed by set-up because the system's torch {rec.get('system_torch')} is older than "
+                   "transformers needs (2.5); the system's torch is untouched",
+           "cpu": "installed by set-up"}.get(rec.get("kind"), "")
+    return f"{torch.__version__} ({build}), {where}" + (f": {why}" if why else "")
+
+
 def _ram_gb() -> float:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -173,7 +200,7 @@ def check_environment(show: bool = True) -> EnvironmentReport:
         ("RAM", f"{_ram_gb():.1f} GiB"),
         ("Free disk", f"{disk:.1f} GiB"),
         ("Python", platform.python_version()),
-        ("torch", _version("torch")),
+        ("torch", torch_source()),
         ("ms-swift", _version("ms-swift")),
         ("transformers", _version("transformers")),
         ("peft", _version("peft")),
