@@ -3,7 +3,7 @@
 Where each idea lives, bottom to top (a module imports only from its own layer's earlier modules or below):
 
   ground     paths (course folders) · view (the one table helper, state colours) · shapes (LoRA counts) ·
-             environment (machine, track, versions, memory estimate) · process (child process trees) ·
+             pace (a measured step, the lab's time here) · environment (machine, track, versions, memory estimate) · process (child process trees) ·
              swiftlog (the one swift-log reader) · models (which model, its folder, chat template) ·
              data (rows, the prompt format, validation)
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
@@ -18,7 +18,7 @@ The API is imported lazily, so `import helpers` stays fast.
 """
 
 LAYERS = {
-    "ground": ["paths", "view", "shapes", "environment", "process", "swiftlog", "models", "data"],
+    "ground": ["paths", "view", "shapes", "pace", "environment", "process", "swiftlog", "models", "data"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
     "engine": ["swift_runner", "tracks", "runs", "training", "inference", "exams", "merging", "recordings", "ask"],

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from . import paths
+from . import pace, paths
 from .shapes import QWEN25_1_5B
 from .view import table
 
@@ -34,12 +34,21 @@ class Track:
     reason: str
 
 
-def cpu_bf16() -> tuple[bool, str]:
-    """Does this processor compute bf16 natively (AMX or AVX512-BF16)? Returns (yes, in words).
+CPU_BF16_ENV = "FTLAB_CPU_BF16"  # =0: train in fp32 even where the CPU has native bf16 (as on most laptops)
 
-    Where it does, bf16 matrix products run several times faster than fp32; where it does not, torch
-    emulates bf16 and training gets slower, so the cpu track then stays in fp32.
+
+def cpu_bf16() -> tuple[bool, str]:
+    """Does the cpu track use bf16 here: does this processor compute it natively (AMX or AVX512-BF16)?
+
+    Returns (yes, in words). Where it does, bf16 matrix products run several times faster than fp32; where
+    it does not, torch emulates bf16 and training gets slower, so the cpu track then stays in fp32.
+    FTLAB_CPU_BF16=0 takes the fp32 path anyway (to see what a laptop without native bf16 gets).
     """
+    switch = os.environ.get(CPU_BF16_ENV, "").strip()
+    if switch not in ("", "0", "1"):
+        raise ValueError(f"{CPU_BF16_ENV}={switch!r}: use 0 (fp32) or 1 / unset (bf16 where the CPU has it natively).")
+    if switch == "0":
+        return False, f"fp32: bf16 switched off by {CPU_BF16_ENV}=0 (the path of a CPU without native bf16)"
     flags: set[str] = set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -174,6 +183,15 @@ class EnvironmentReport:
                 f"<ul>{advice}</ul>")
 
 
+def lab_estimate(bf16: bool) -> str:
+    """How long the cpu-track lab will take here, from a measured step and a timed run (pace.py), in words."""
+    try:
+        est = pace.estimate(bf16)
+    except (OSError, RuntimeError, ValueError) as e:  # no model yet, or a broken install: say so, never fail here
+        return f"not measured ({e})"
+    return str(est) if est else "not measured: the course has no timed run of the lab to scale"
+
+
 def _recorded_cpu_run() -> str:
     """', whose recorded run took N min on M cores (largest process X GiB)', from the stored recording."""
     import json
@@ -219,6 +237,11 @@ def check_environment(show: bool = True) -> EnvironmentReport:
         rep.advice.append("CPU training: no gradient checkpointing, LoRA dropout 0, and "
                           + ("bf16 autocast with each LoRA update added in fp32 (the course's swift plugin) and "
                              "eager attention" if native else "fp32") + f": {why}.")
+    if track.name == "cpu":
+        rep.rows.append(("Lab estimate", lab_estimate(cpu_bf16()[0])))
+    elif track.name == "gpu":
+        rep.rows.append(("Lab estimate", "about 40 min of training on an A10 (the lesson's own timings: 1 + 2 + 10 + 5 + "
+                                         "20 min), plus the model download and the exams"))
     if disk < 5:
         rep.advice.append(f"Only {disk:.1f} GiB of free disk: the gpu track needs ~5 GiB (model 3.1 GiB + checkpoints). "
                           "Free space or delete old runs under output/.")

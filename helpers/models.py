@@ -58,7 +58,7 @@ class Model:
 
 
 def embedded_dir() -> Path:
-    return paths.CACHE_DIR / "models" / "SmolLM2-135M-Instruct"
+    return paths.embedded_model_dir()
 
 
 def is_complete(folder: Path) -> bool:

@@ -12,6 +12,12 @@ RECORDINGS_DIR = RESOURCES / "recordings"
 CACHE_DIR = Path(os.environ.get("FTLAB_CACHE", COURSE_ROOT / ".cache"))
 LESSON_MODEL_DIR = COURSE_ROOT / "model"  # where the lesson downloads Qwen2.5-1.5B-Instruct
 OUTPUT_DIR = Path(os.environ.get("FTLAB_OUTPUT", COURSE_ROOT / "output"))
+SWIFT_PLUGINS = COURSE_ROOT / "helpers" / "swift_plugins"
+
+
+def embedded_model_dir() -> Path:
+    """The converted SmolLM2-135M-Instruct folder (models.prepare_embedded builds it)."""
+    return CACHE_DIR / "models" / "SmolLM2-135M-Instruct"
 
 
 def short(path: os.PathLike | str) -> str:

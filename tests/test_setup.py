@@ -139,7 +139,7 @@ def test_torch_plan_keeps_a_new_cuda_torch_and_replaces_an_old_one_in_the_venv_o
     keep = preflight.torch_plan(("2.10.0+cu128", "12.8"))  # today's DSW image
     assert (keep["action"], keep["pin"], keep["system_site"]) == ("keep", "2.10.0", 1)
     old = preflight.torch_plan(("2.4.0+cu124", "12.4"))  # the lesson's DSW image
-    assert (old["action"], old["pin"], old["system_site"], old["kind"]) == ("install", "2.6.0", 0, "cuda")
+    assert (old["action"], old["pin"], old["system_site"], old["kind"]) == ("install", "2.7.1", 0, "cuda")
     assert "older than transformers 5.19 accepts" in old["why"] and ".venv only" in old["why"]
     for found in (None, ("2.13.0+cpu", None)):  # a laptop
         plan = preflight.torch_plan(found)
@@ -153,7 +153,7 @@ def test_a_venv_of_another_python_or_kind_is_named_not_reused(tmp_path):
     venv.mkdir()
     (venv / "pyvenv.cfg").write_text("include-system-site-packages = false\nversion = 3.9.18\n")
     assert "made with Python 3.9.18" in preflight.venv_problem(str(venv), 0)
-    mine = "%d.%d.%d" % sys.version_info[:3]
+    mine = ".".join(map(str, sys.version_info[:3]))
     (venv / "pyvenv.cfg").write_text(f"include-system-site-packages = false\nversion = {mine}\n")
     assert preflight.venv_problem(str(venv), 0) is None
     assert "does not see the system's packages" in preflight.venv_problem(str(venv), 1)

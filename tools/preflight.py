@@ -24,9 +24,11 @@ import sys
 SUPPORTED = ((3, 10), (3, 13))  # oldest and newest Python the course's locks resolve for (tests/test_locks.py)
 CPU_TORCH = "2.13.0"  # installed where no torch exists, or next to a CPU-only one
 MIN_TORCH = (2, 5)  # transformers 5.19 disables PyTorch below this ("PyTorch >= 2.5 is required")
-# An image whose CUDA torch is older than MIN_TORCH gets this torch in .venv only: PyPI's default wheel of
-# torch 2.6.0 is built for CUDA 12.4 (the lesson's DSW image's CUDA) and runs on any CUDA 12 driver.
-CUDA12_TORCH = "2.6.0"
+# An image whose CUDA torch is older than MIN_TORCH gets this torch in .venv only. PyPI's default wheel of
+# torch 2.7.1 is built for CUDA 12.6 and runs on any CUDA 12 driver (the lesson's image has CUDA 12.4). Not 2.6.0
+# (CUDA 12.4): its torch.accelerator raises "Cannot access accelerator device" wherever no GPU is visible, and
+# transformers 5.19 asks it at import, so nothing loads on a CPU-only instance or in tools/dsw_rehearsal.sh.
+CUDA12_TORCH = "2.7.1"
 # free disk set-up needs, GiB: torch keep (the image's own), CPU torch, CUDA torch with its CUDA libraries
 NEED_GB = {"keep": 3.0, "cpu": 6.0, "cuda": 10.0}
 STAMP_FILES = ("requirements.txt", "tools/setup_env.sh", "tools/preflight.py")
@@ -106,7 +108,7 @@ def torch_plan(found):
     """What set-up does about torch, given `found` = existing_torch(): a dict with action, pin, system_site, why.
 
     - a CUDA torch >= 2.5 (today's DSW images): keep it, never reinstall it; the venv sees the system's packages;
-    - a CUDA 12 torch older than 2.5 (the lesson's DSW image, torch 2.4.0): install torch 2.6.0 (CUDA 12.4) into
+    - a CUDA 12 torch older than 2.5 (the lesson's DSW image, torch 2.4.0): install torch 2.7.1 (CUDA 12.6) into
       .venv only, isolated from the system's packages (the image's torchvision/torchaudio are built for its own
       torch and would break next to another one); the system's torch is not touched;
     - anything else: the CPU torch of the course, in an isolated .venv.
@@ -123,7 +125,7 @@ def torch_plan(found):
                    "modelscope:1.38.0.1-pytorch2.10.0-gpu-py312-cu128)." % (version, cuda))
         return {"action": "install", "pin": CUDA12_TORCH, "system_site": 0, "kind": "cuda",
                 "why": "The preinstalled torch %s (CUDA %s) is older than transformers 5.19 accepts (2.5): set-up "
-                       "installs torch %s (built for CUDA 12.4) into .venv only; the system's torch stays as it is, "
+                       "installs torch %s (built for CUDA 12.6) into .venv only; the system's torch stays as it is, "
                        "and .venv does not see the system's packages (the image's torchvision and torchaudio "
                        "are built for its own torch)." % (version, cuda, CUDA12_TORCH)}
     why = "No torch here yet" if not found else "The torch %s here is a CPU build" % found[0]

@@ -1,6 +1,7 @@
 """Record a real cpu-track run of the lab notebook and store its outputs as the course's notebook 03.
 
-    .venv/bin/python tools/record_lab_run.py            # ~20 min on 2 cores; keep the machine otherwise idle
+    .venv/bin/python tools/record_lab_run.py                # ~20 min on 2 cores; keep the machine otherwise idle
+    .venv/bin/python tools/record_lab_run.py --timing-only  # time the lab only (FTLAB_CPU_BF16=0: the fp32 path)
 
 (After editing only markdown in notebooks/src/03_fine_tuning_lab.py, `tools/build_notebooks.py` keeps the
 recorded outputs: no new recording is needed.)
@@ -14,6 +15,11 @@ recorded outputs: no new recording is needed.)
 4. The executed notebook becomes notebooks/03_fine_tuning_lab.ipynb, minus papermill's bookkeeping
    (its injected-parameters cell and metadata). Library chatter on stderr (progress bars that never
    finish once saved, warnings) is listed and dropped: fix its source when this prints any.
+5. Both kinds of run, first measure this machine's pace (helpers/pace.py) and print the lab estimate it gives,
+   then add the run to resources/recordings/lab_timing.json: its mode (bf16 or fp32), training and other
+   seconds, the pace measured before it and the estimate printed before it, so check_environment() can
+   estimate the lab on other machines and anyone can see how far off the estimate was.
+   --timing-only runs the notebook without recording anything else (its outputs go to output/).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from helpers import environment, paths  # noqa: E402
+from helpers import environment, pace, paths, swiftlog  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "03_fine_tuning_lab.ipynb"
 RECORDINGS = paths.COURSE_ROOT / "resources" / "recordings" / "cpu"
@@ -49,13 +55,13 @@ def move_old_recordings() -> None:
         print(f"previous recordings moved to {paths.short(dest)}")
 
 
-def run_papermill() -> tuple[float, float]:
+def run_papermill(command: list[str] = COMMAND) -> tuple[float, float]:
     """(wall seconds, peak RSS of the largest process in GiB)."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
     env = {**os.environ, "FTLAB_TRACK": "cpu", "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.time()
-    proc = subprocess.run(["/usr/bin/time", "-v", str(bindir / COMMAND[0]), *COMMAND[1:]], cwd=ROOT, env=env,
+    proc = subprocess.run(["/usr/bin/time", "-v", str(bindir / command[0]), *command[1:]], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     wall = time.time() - t0
     if proc.returncode:
@@ -72,7 +78,8 @@ def cell_timings(nb: dict) -> list[dict]:
         seconds = cell["metadata"].get("papermill", {}).get("duration")
         if seconds is not None:
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            out.append({"first_line": source.splitlines()[0][:70] if source else "", "seconds": round(seconds, 1)})
+            out.append({"first_line": source.splitlines()[0][:70] if source else "", "seconds": round(seconds, 1),
+                        "trains": "sft(" in source})
     return out
 
 
@@ -96,18 +103,73 @@ def clean(nb: dict) -> list[str]:
     return dropped
 
 
+def add_timing(started: datetime, wall: float, cells: list[dict], measured: pace.Pace, before, command: str) -> dict:
+    """Append this run to resources/recordings/lab_timing.json (what pace.estimate scales) and return it."""
+    training = sum(c["seconds"] for c in cells if c.get("trains"))
+    exp4 = sorted((paths.OUTPUT_DIR / "cpu").glob("*-exp4/logging.jsonl"))[-1:]  # this run's experiment 4
+    summary = next((r for r in swiftlog.rows(exp4[0]) if "train_runtime" in r), None) if exp4 else None
+    entry = {"mode": measured.mode, "date": started.date().isoformat(), "command": command,
+             "hardware": environment.hardware(), "cpu_bf16": environment.cpu_bf16()[1], "versions": environment.versions(),
+             "wall_time_s": round(wall, 1), "training_s": round(training, 1), "other_s": round(wall - training, 1),
+             "pace": measured.to_json(),
+             # swift's own seconds per step in experiment 4 (125 steps of 8 rows): compare with pace.train_step_s
+             "swift_step_s": round(summary["train_runtime"] / int(summary["global_step/max_steps"].split("/")[0]), 3)
+             if summary else None,
+             "estimate_before_s": round(before.seconds, 1) if before else None,
+             "estimate_basis": f"the {before.basis['pace']['mode']} run of {before.basis['date']}" if before else None}
+    runs = pace.timings() + [entry]
+    pace.TIMINGS.write_text(json.dumps({"what": "timed cpu-track runs of notebook 03 (tools/record_lab_run.py): "
+                                        "what helpers/pace.py scales to estimate the lab on another machine",
+                                        "runs": runs}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return entry
+
+
+def measure_before() -> tuple[pace.Pace, pace.Estimate | None]:
+    bf16 = environment.cpu_bf16()[0]
+    before = pace.estimate(bf16)
+    measured = before.pace if before else pace.measure(bf16)
+    print(f"pace here: {measured.to_json()}")
+    print(f"lab estimate before the run: {before or 'none (no timed run to scale yet)'}", flush=True)
+    return measured, before
+
+
+def timing_only() -> int:
+    """Run the lab on the cpu track and time it; records nothing but the timing."""
+    measured, before = measure_before()
+    out = paths.OUTPUT_DIR / f"lab-cpu-timing-{measured.mode}.ipynb"
+    command = ["papermill", "notebooks/03_fine_tuning_lab.ipynb", paths.short(out), "-p", "track", "cpu", "--cwd",
+               "notebooks"]
+    started = datetime.now(timezone.utc)
+    wall, peak_gib = run_papermill(command)
+    cells = cell_timings(json.loads(out.read_text(encoding="utf-8")))
+    switch = f"{environment.CPU_BF16_ENV}=0 " if os.environ.get(environment.CPU_BF16_ENV) == "0" else ""
+    entry = add_timing(started, wall, cells, measured, before,
+                       f"{switch}FTLAB_TRACK=cpu /usr/bin/time -v " + " ".join(command) + "  (tools/record_lab_run.py --timing-only)")
+    off = f" ({(before.seconds - wall) / wall:+.0%} off)" if before else ""
+    print(f"swift's step in experiment 4: {entry['swift_step_s']} s; the measured step before the run: "
+          f"{measured.train_step_s:.3f} s")
+    print(f"timed ({measured.mode}): {wall / 60:.1f} min wall, {entry['training_s'] / 60:.1f} min training, largest process "
+          f"{peak_gib:.2f} GiB; estimate before it: {before.seconds / 60 if before else float('nan'):.1f} min{off}")
+    return 0
+
+
 def main() -> int:
+    if "--timing-only" in sys.argv[1:]:
+        return timing_only()
     if "--finish-only" in sys.argv[1:]:  # papermill already ran: store its output without running again
         nb = json.loads(OUT.read_text(encoding="utf-8"))
         meta = nb["metadata"]["papermill"]
         started = datetime.fromisoformat(meta["start_time"])
         wall, peak_gib = meta["duration"], None
     else:
+        measured, before = measure_before()
         move_old_recordings()
         started = datetime.now(timezone.utc)
         wall, peak_gib = run_papermill()
         nb = json.loads(OUT.read_text(encoding="utf-8"))
     timings = cell_timings(nb)
+    if "--finish-only" not in sys.argv[1:]:
+        add_timing(started, wall, timings, measured, before, "FTLAB_TRACK=cpu /usr/bin/time -v " + " ".join(COMMAND))
     summary = {
         "what": "notebooks/03_fine_tuning_lab.ipynb executed top to bottom on the cpu track, recording these runs",
         "command": "FTLAB_TRACK=cpu /usr/bin/time -v " + " ".join(COMMAND) + "  (tools/record_lab_run.py)",

@@ -1,0 +1,56 @@
+"""The lab's time on this machine: a measured step, scaled timed runs, the fp32 switch, the row a learner sees."""
+
+import pytest
+
+from helpers import environment, pace, tracks
+
+RUN = {"date": "2026-12-01", "wall_time_s": 1000.0, "training_s": 800.0, "other_s": 200.0,
+       "pace": {"mode": "fp32", "train_step_s": 4.0, "forward_s": 1.0, "threads": 2}}
+
+
+def test_a_real_step_is_measured_once_per_kernel():
+    first = pace.measure(False)
+    assert first.mode == "fp32" and first.threads >= 1
+    assert 0 < first.forward_s < first.train_step_s  # a forward pass is a fraction of a training step
+    assert pace.measure(False) is first  # a learner re-running the cell does not wait again
+
+
+def test_the_estimate_scales_training_and_the_rest_by_their_own_measured_rate(monkeypatch):
+    here = pace.Pace("fp32", train_step_s=8.0, forward_s=1.5, threads=2)
+    monkeypatch.setattr(pace, "measure", lambda bf16: here)
+    est = pace.estimate(False, runs=[RUN])
+    assert est.seconds == pytest.approx(800 * 8 / 4 + 200 * 1.5 / 1)  # 1600 + 300
+    assert "about 32 min" in str(est) and "timed fp32 run of 2026-12-01" in str(est)
+    bf16 = dict(RUN, pace={**RUN["pace"], "mode": "bf16", "train_step_s": 2.0}, date="2026-11-30")
+    assert "2026-12-01" in pace.estimate(False, runs=[RUN, bf16]).basis  # the same mode wins over a newer other one
+    assert "bf16 run of 2026-11-30" in pace.estimate(False, runs=[bf16]).basis  # else the other mode is scaled
+
+
+def test_without_a_timed_run_the_recorded_notebook_run_is_scaled(monkeypatch):
+    here = pace.Pace("fp32", train_step_s=5.2, forward_s=1.0, threads=2)
+    monkeypatch.setattr(pace, "measure", lambda bf16: here)
+    rec = pace.recorded_run()
+    assert rec["wall_time_s"] > 600 and 1 < rec["swift_step_s"] < 10  # the stored cpu-track recording
+    est = pace.estimate(False, runs=[])
+    assert est.seconds == pytest.approx(rec["wall_time_s"] * 5.2 / rec["swift_step_s"])
+    assert "recorded run of" in est.basis
+
+
+def test_fp32_switch_takes_the_path_of_a_cpu_without_native_bf16(monkeypatch):
+    monkeypatch.setenv("FTLAB_CPU_BF16", "0")
+    native, why = environment.cpu_bf16()
+    assert not native and "FTLAB_CPU_BF16=0" in why
+    flags = tracks.cpu_speed_flags()
+    assert "bf16" not in flags and "external_plugins" not in flags and flags["lora_dropout"] == 0.0
+    monkeypatch.setenv("FTLAB_CPU_BF16", "yes")
+    with pytest.raises(ValueError, match="use 0"):
+        environment.cpu_bf16()
+
+
+def test_check_environment_prints_the_lab_estimate_on_the_cpu_track(monkeypatch):
+    monkeypatch.setenv("FTLAB_TRACK", "cpu")
+    monkeypatch.setattr(environment, "gpu_info", lambda: None)
+    rows = dict(environment.check_environment(show=False).rows)
+    assert rows["Lab estimate"].startswith("about ") and "min on this machine" in rows["Lab estimate"]
+    monkeypatch.setenv("FTLAB_TRACK", "ci")
+    assert "Lab estimate" not in dict(environment.check_environment(show=False).rows)  # tests wait for nothing
