@@ -5,6 +5,7 @@ path in seconds (its scores mean nothing)."""
 from __future__ import annotations
 
 import html
+import sys
 from dataclasses import dataclass, field
 
 from . import environment, swift_runner
@@ -38,6 +39,8 @@ def cpu_speed_flags() -> dict:
     - LoRA dropout 0: drawing a random mask for the input of every LoRA layer took a fifth of each step
       on a CPU (the random-number generator runs on one core);
     (group_by_length, batching rows of similar length, was measured too and did not pay: left out;)
+    - on macOS, the processor too (`use_cpu`): Apple's GPU (MPS) is not used, because ms-swift training on it
+      was never tried here;
     - on a processor with native bf16 (AMX / AVX512-BF16) only: bf16 autocast for the matrix products,
       with the course's swift plugin (helpers/swift_plugins/cpu_bf16.py) so each LoRA update is added in
       fp32 (plain autocast rounds it away: eval loss +6 %), and eager attention (PyTorch's fused CPU
@@ -45,6 +48,8 @@ def cpu_speed_flags() -> dict:
       those machines stay in fp32.
     """
     flags = {"gradient_checkpointing": False, "lora_dropout": 0.0}
+    if sys.platform == "darwin":  # transformers would train on Apple's GPU (MPS), a path this course has never tried
+        flags["use_cpu"] = True
     if environment.cpu_bf16()[0] and environment.gpu_info() is None:  # never pin a run with a GPU to the CPU
         flags.update(fp16=False, bf16=True, use_cpu=True, attn_impl="eager",
                      external_plugins=CPU_BF16_PLUGIN, callbacks="ftlab_cpu_bf16")

@@ -54,3 +54,9 @@ def test_check_environment_prints_the_lab_estimate_on_the_cpu_track(monkeypatch)
     assert rows["Lab estimate"].startswith("about ") and "min on this machine" in rows["Lab estimate"]
     monkeypatch.setenv("FTLAB_TRACK", "ci")
     assert "Lab estimate" not in dict(environment.check_environment(show=False).rows)  # tests wait for nothing
+
+
+def test_a_mac_trains_on_its_processor_not_on_apples_gpu(monkeypatch):
+    monkeypatch.setattr(tracks.sys, "platform", "darwin")
+    monkeypatch.setattr(tracks.environment, "cpu_bf16", lambda: (False, "no /proc/cpuinfo"))
+    assert tracks.cpu_speed_flags()["use_cpu"] is True

@@ -36,7 +36,7 @@ else
   echo "torch==$TORCH_PIN" > "$VENV/torch-constraint.txt"  # no dependency may upgrade or downgrade torch
   if [ "$TORCH_ACTION" = install ]; then
     if [ "$TORCH_KIND" = cuda ]; then
-      begin "installing torch $TORCH_PIN built for CUDA 12.6 into $VENV only, with its CUDA libraries (about 3 GB)" "3 min"
+      begin "installing torch $TORCH_PIN built for CUDA 12.6 into $VENV only, with its 3 GB of CUDA libraries" "3 min"
     else
       begin "installing torch $TORCH_PIN into $VENV" "1 min, longer where it is downloaded"
     fi
