@@ -48,6 +48,7 @@ grep -E "^(Python|==>|    done)" "$log" | sed 's/^/    /' || true
 note "check_environment: $(grep -E '^torch ' "$work/check.txt" | sed 's/  */ /g')"
 
 s=$(t)
+mkdir -p output
 if FTLAB_TRACK=ci .venv/bin/papermill notebooks/03_fine_tuning_lab.ipynb output/lab-ci.ipynb -p track ci \
     --cwd notebooks >>"$log" 2>&1; then
   note "notebook 03, ci track: ok in $(( $(t) - s )) s"
