@@ -116,7 +116,7 @@ def add_timing(started: datetime, wall: float, cells: list[dict], measured: pace
              "swift_step_s": round(summary["train_runtime"] / int(summary["global_step/max_steps"].split("/")[0]), 3)
              if summary else None,
              "estimate_before_s": round(before.seconds, 1) if before else None,
-             "estimate_basis": f"the {before.basis['pace']['mode']} run of {before.basis['date']}" if before else None}
+             "estimate_basis": before.basis if before else None}
     runs = pace.timings() + [entry]
     pace.TIMINGS.write_text(json.dumps({"what": "timed cpu-track runs of notebook 03 (tools/record_lab_run.py): "
                                         "what helpers/pace.py scales to estimate the lab on another machine",
