@@ -88,8 +88,8 @@ def _sft(args, rest) -> int:
 
 
 def _merge(args) -> int:
-    from .merging import merge
     from .history import Run
+    from .merging import merge
 
     target = Path(args.run)
     src = Run.load(target) if (target / "ftlab_run.json").is_file() else target
