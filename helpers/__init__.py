@@ -9,7 +9,7 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
              plots) · quiz
-  engine     swift_runner (flags, argv) · tracks (the five experiments per track) · runs (Run and its history) ·
+  engine     swift_runner (flags, argv) · tracks (the five experiments per track) · history (Run, and every run on disk) ·
              training (sft, watch) · inference (the one model loader) · exams · merging · recordings · ask
   face       this API · cli (`python -m helpers`)
 
@@ -21,7 +21,7 @@ LAYERS = {
     "ground": ["paths", "view", "shapes", "pace", "environment", "process", "swiftlog", "models", "data"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
-    "engine": ["swift_runner", "tracks", "runs", "training", "inference", "exams", "merging", "recordings", "ask"],
+    "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask"],
     "face": ["__init__", "cli", "__main__"],
 }
 
@@ -31,8 +31,8 @@ _API = {
     "DATA_DIR": "paths",
     # training
     "experiments": "tracks", "plan_table": "tracks", "exam_settings": "tracks",
-    "sft": "training", "Run": "runs", "runs": "runs", "compare_runs": "runs",
-    "diagnose": "diagnosis", "diagnose_log": "runs", "thresholds_table": "cards",
+    "sft": "training", "Run": "history", "runs": "history", "compare_runs": "history",
+    "diagnose": "diagnosis", "diagnose_log": "history", "thresholds_table": "cards",
     # exams
     "exam": "exams", "compare_exams": "exams", "misses": "exams", "over_credit_example": "exams",
     "ExamResult": "scoring",

@@ -35,7 +35,7 @@ def _validate(args) -> int:
 
 
 def _diagnose(args) -> int:
-    from .runs import diagnose_log
+    from .history import diagnose_log
 
     d = diagnose_log(args.path)
     print(json.dumps(d.to_dict(), ensure_ascii=False) if args.json else d)
@@ -88,8 +88,8 @@ def _sft(args, rest) -> int:
 
 
 def _merge(args) -> int:
+    from .history import Run
     from .merging import merge
-    from .runs import Run
 
     target = Path(args.run)
     src = Run.load(target) if (target / "ftlab_run.json").is_file() else target
@@ -98,7 +98,7 @@ def _merge(args) -> int:
 
 
 def _runs(args) -> int:
-    from .runs import runs
+    from .history import runs
 
     for r in runs(show=False):
         print(f"{r.run_dir}\t{r.status}\t{r.diagnosis.state if r.log_path.is_file() else '-'}")

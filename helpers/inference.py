@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 
 from . import models, paths
-from .runs import is_run
+from .history import is_run
 
 
 @dataclass

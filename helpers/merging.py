@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from . import data, inference, models, paths, swift_runner
-from .runs import is_run
+from .history import is_run
 
 
 def _complete(folder: Path) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import paths
 from .cards import ExamReport
 from .curves import LiveCurves
-from .runs import RUN_FILE, Run
+from .history import RUN_FILE, Run
 from .swiftlog import HISTORY_FILE, rows
 from .view import text_table
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import data, environment, models, paths, process, swift_runner
 from .curves import LiveCurves, Progress
-from .runs import Run, is_run, runs
+from .history import Run, is_run, runs
 from .shapes import DecoderShape
 from .swiftlog import HISTORY_FILE, rows, step_of
 

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from helpers import cli, runs, training
+from helpers import cli, history, training
 from helpers.cards import DiagnosisCard
 
 
@@ -36,6 +36,6 @@ def test_a_run_whose_kernel_died_after_swift_finished_is_finished(tmp_path):
         run_dir = tmp_path / name
         run_dir.mkdir()
         (run_dir / "logging.jsonl").write_text("\n".join(lines) + "\n")
-        (run_dir / runs.RUN_FILE).write_text(json.dumps({"label": name, "status": "running", "pid": dead.pid}))
-    assert runs.Run.load(tmp_path / "done").status == "finished"
-    assert runs.Run.load(tmp_path / "cut").status == "interrupted"
+        (run_dir / history.RUN_FILE).write_text(json.dumps({"label": name, "status": "running", "pid": dead.pid}))
+    assert history.Run.load(tmp_path / "done").status == "finished"
+    assert history.Run.load(tmp_path / "cut").status == "interrupted"

@@ -9,7 +9,7 @@ import pytest
 from helpers import diagnosis
 from helpers.cards import DiagnosisCard, thresholds_table
 from helpers.diagnosis import Diagnosis, diagnose
-from helpers.runs import diagnose_log
+from helpers.history import diagnose_log
 from helpers.swiftlog import read_log
 from helpers.view import STATE_COLORS
 

@@ -2,6 +2,7 @@
 from its own layer's earlier modules or from layers below; the notebooks are exactly their plain-text sources."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,20 @@ def test_the_api_is_flat_and_complete():
     assert dir(helpers) == sorted(helpers.__all__)
     for name in helpers.__all__:
         assert getattr(helpers, name) is not None, name
+    clash = sorted(set(helpers.__all__) & set(ORDER))
+    assert not clash, f"API names that are also module names (importing the module hides the function): {clash}"
+
+
+def test_runs_is_the_function_after_training_was_imported(tmp_path):
+    """A notebook that has called sft() has imported every engine module; `from helpers import runs` must still
+    give the function the README tells learners to call (it once gave the module of the same name)."""
+    code = ("import importlib, helpers\n"
+            "for m in helpers.LAYERS['engine']: importlib.import_module('helpers.' + m)\n"
+            "from helpers import runs\n"
+            "print(callable(runs), type(runs(show=False)).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "FTLAB_OUTPUT": str(tmp_path)})
+    assert out.stdout.split() == ["True", "list"], out.stderr[-2000:]
     assert "compare_runs" in helpers.__all__ and "compare_exams" in helpers.__all__
     assert "record" not in helpers.__all__  # the papermill parameter of notebook 03 is called `record`
 
