@@ -3,8 +3,8 @@
 Where each idea lives, bottom to top (a module imports only from its own layer's earlier modules or below):
 
   ground     paths (course folders) · view (the one table helper, state colours) · shapes (LoRA counts) ·
-             pace (a measured step, the lab's time here) · environment (machine, track, versions, memory estimate) · process (child process trees) ·
-             swiftlog (the one swift-log reader) · models (which model, its folder, chat template) ·
+             swiftlog (the one swift-log reader) · pace (a measured step, the lab's time here) ·
+             environment (machine, track, versions, memory estimate) · process (child process trees) · models (which model, its folder, chat template) ·
              data (rows, the prompt format, validation)
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
@@ -18,7 +18,7 @@ The API is imported lazily, so `import helpers` stays fast.
 """
 
 LAYERS = {
-    "ground": ["paths", "view", "shapes", "pace", "environment", "process", "swiftlog", "models", "data"],
+    "ground": ["paths", "view", "shapes", "swiftlog", "pace", "environment", "process", "models", "data"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
     "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask"],

@@ -21,9 +21,8 @@ import importlib.util
 import json
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from . import paths
+from . import paths, swiftlog
 
 TIMINGS = paths.RECORDINGS_DIR / "lab_timing.json"  # beside the track folders: a new recording moves cpu/ aside
 BATCH, RANK = 8, 8  # the measured step: a cpu-track step (8 rows of the training data, LoRA rank 8)
@@ -65,17 +64,17 @@ def _batches(tokenizer, n_batches: int) -> list:
     return batches
 
 
-def measure(bf16: bool, model_dir: Path | None = None, steps: int = 1) -> Pace:
+def measure(bf16: bool, steps: int = 1) -> Pace:
     """Time `steps` training steps on real rows (after one warm-up) in the cpu track's mode, and an fp32 forward pass."""
     mode = "bf16" if bf16 else "fp32"
-    if mode in _measured and model_dir is None:
+    if mode in _measured:
         return _measured[mode]
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    folder = Path(model_dir or paths.embedded_model_dir())
+    folder = paths.embedded_model_dir()
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{paths.short(folder)} is missing. Fix: run `make setup` first.")
     hf_logging.disable_progress_bar()
@@ -114,8 +113,7 @@ def measure(bf16: bool, model_dir: Path | None = None, steps: int = 1) -> Pace:
     for ids, labels in batches[1:]:
         step(ids, labels)
     pace = Pace(mode, (time.perf_counter() - t0) / steps, forward, torch.get_num_threads())
-    if model_dir is None:
-        _measured[mode] = pace
+    _measured[mode] = pace
     return pace
 
 
@@ -151,11 +149,9 @@ def recorded_run() -> dict | None:
     rec = paths.RECORDINGS_DIR / "cpu"
     try:
         cells = json.loads((rec / "notebook_run.json").read_text(encoding="utf-8"))
-        rows = [json.loads(ln) for ln in (rec / "exp4" / "logging.jsonl").read_text(encoding="utf-8").splitlines()
-                if ln.strip()]
     except (OSError, ValueError):
         return None
-    summary = next((r for r in rows if "train_runtime" in r), None)
+    summary = next((r for r in swiftlog.rows(rec / "exp4" / "logging.jsonl") if "train_runtime" in r), None)
     if summary is None:
         return None
     steps = int(str(summary["global_step/max_steps"]).split("/")[0])
