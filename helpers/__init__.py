@@ -4,7 +4,8 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
 
   ground     paths (course folders) · view (the one table helper, state colours) · shapes (LoRA counts) ·
              swiftlog (the one swift-log reader) · pace (a measured step, the lab's time here) ·
-             environment (machine, track, versions, memory estimate) · process (child process trees) · models (which model, its folder, chat template) ·
+             process (child process trees, their guard, one training per machine) ·
+             environment (machine, track, versions, memory estimate) · models (which model, its folder, chat template) ·
              data (rows, the prompt format, validation)
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
@@ -18,7 +19,7 @@ The API is imported lazily, so `import helpers` stays fast.
 """
 
 LAYERS = {
-    "ground": ["paths", "view", "shapes", "swiftlog", "pace", "environment", "process", "models", "data"],
+    "ground": ["paths", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
     "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask"],
@@ -31,7 +32,7 @@ _API = {
     "DATA_DIR": "paths",
     # training
     "experiments": "tracks", "plan_table": "tracks", "exam_settings": "tracks",
-    "sft": "training", "Run": "history", "runs": "history", "compare_runs": "history",
+    "sft": "training", "stop": "training", "Run": "history", "runs": "history", "compare_runs": "history",
     "diagnose": "diagnosis", "diagnose_log": "history", "thresholds_table": "cards",
     # exams
     "exam": "exams", "compare_exams": "exams", "misses": "exams", "over_credit_example": "exams",

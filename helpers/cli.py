@@ -24,13 +24,24 @@ def _prepare(args) -> int:
 
 
 def _validate(args) -> int:
-    from .data import validate_files
+    from . import data, models
 
-    problems = validate_files(args.files)
-    for p in problems:
-        print(p)
+    problems, model = [], None
+    for name in args.files:
+        check = data.check_file(name)
+        problems += check.errors
+        for line in check.errors:
+            print(line)
+        if check.errors:
+            continue
+        if args.max_length:
+            model = model or models.get_model(args.model, require_gpu=False)
+            for line in data.long_rows(check, model.path, args.max_length):
+                print(f"{line} (warning)")
+        if check.repairs:
+            print(f"{name}: {' and '.join(check.repairs)}: fine, sft trains on a clean copy (note)")
     if not problems:
-        print(f"ok: {len(args.files)} file(s) valid")
+        print(f"ok: {len(args.files)} file{'s' if len(args.files) != 1 else ''} valid")
     return 1 if problems else 0
 
 
@@ -82,7 +93,7 @@ def _sft(args, rest) -> int:
 
     run = sft(args.model, args.dataset, args.learning_rate, args.lora_rank, args.num_train_epochs, args.batch_size,
               args.max_length, args.eval_steps, val_dataset=args.val_dataset, train_rows=args.train_rows,
-              val_rows=args.val_rows, label=args.label, show=True, **_pairs(rest))
+              val_rows=args.val_rows, label=args.label, nproc_per_node=args.nproc_per_node, show=True, **_pairs(rest))
     print(f"{run.status}: {run.run_dir}")  # sft(show=True) has already shown the diagnosis card
     return {"finished": 0, "interrupted": 130}.get(run.status, 1)
 
@@ -101,7 +112,18 @@ def _runs(args) -> int:
     from .history import runs
 
     for r in runs(show=False):
-        print(f"{r.run_dir}\t{r.status}\t{r.diagnosis.state if r.log_path.is_file() else '-'}")
+        print(f"{r.run_dir}\t{r.status_text}\t{r.diagnosis.state if r.log_path.is_file() else '-'}")
+    return 0
+
+
+def _stop(args) -> int:
+    from .history import RUN_FILE
+    from .training import stop
+
+    if not (Path(args.run) / RUN_FILE).is_file():
+        raise ValueError(f"{args.run}: not a run folder (no {RUN_FILE}). Fix: pick one from `python -m helpers runs`.")
+    run = stop(args.run, why="stopped with `python -m helpers stop`")
+    print(f"{run.status_text}: {run.run_dir}")
     return 0
 
 
@@ -124,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_prepare)
     p = sub.add_parser("validate", help="check dataset files; prints FILE:LINE: reason")
     p.add_argument("files", nargs="+")
+    p.add_argument("--max_length", type=int, help="also name the rows longer than this many tokens (swift drops them)")
+    p.add_argument("--model", default=None, help="whose tokenizer counts the tokens (default: the course's model)")
     p.set_defaults(func=_validate)
     p = sub.add_parser("diagnose", help="training state of a run folder or logging.jsonl")
     p.add_argument("path")
@@ -155,11 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train_rows", type=int)
     p.add_argument("--val_rows", type=int)
     p.add_argument("--label")
+    p.add_argument("--nproc_per_node", type=int, help="GPUs (or CPU processes) to train on at once")
     p.set_defaults(func=_sft, takes_rest=True)
     p = sub.add_parser("merge", help="swift export --merge_lora for a run folder (best checkpoint) or a checkpoint")
     p.add_argument("run")
     p.set_defaults(func=_merge)
     sub.add_parser("runs", help="list the runs on disk").set_defaults(func=_runs)
+    p = sub.add_parser("stop", help="stop a live training (its whole process tree), started anywhere on this machine")
+    p.add_argument("run", help="its run folder, e.g. output/cpu/004-exp4")
+    p.set_defaults(func=_stop)
     p = sub.add_parser("replay", help="print a recording's command and diagnosis")
     p.add_argument("name")
     p.set_defaults(func=_replay)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from . import pace, paths
+from . import pace, paths, process
 from .shapes import QWEN25_1_5B
 from .view import table
 
@@ -75,6 +76,27 @@ def gpu_info() -> dict | None:
     free, total = torch.cuda.mem_get_info(0)
     return {"name": torch.cuda.get_device_name(0), "free_gb": free / 2**30, "total_gb": total / 2**30,
             "count": torch.cuda.device_count()}
+
+
+def gpu_memory_held(own_pids=()) -> list[tuple[int, str, int]]:
+    """(pid, name, MiB) of every process holding GPU memory, from `nvidia-smi` ([] where there is none).
+
+    A training left by a restarted kernel shows up here (about 15 GiB of an A10 for the lesson's run).
+    """
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-compute-apps=pid,process_name,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    held = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[0].isdigit() and parts[2].isdigit() and int(parts[0]) not in own_pids:
+            held.append((int(parts[0]), parts[1], int(parts[2])))
+    return held
 
 
 def lesson_memory_gb(batch_size: int = 16, max_length: int = 512, lora_rank: int = 8, shape=QWEN25_1_5B) -> float:
@@ -224,6 +246,20 @@ def check_environment(show: bool = True) -> EnvironmentReport:
         ("peft", _version("peft")),
         ("Lesson run estimate", f"~{need:.1f} GiB GPU memory (Qwen2.5-1.5B, LoRA r=8, batch 16, length 512)"),
     ]
+    live = process.TrainingLock().holder()
+    live = live if live and process.TrainingLock.is_live(live) else None
+    rep.rows.append(("Training now", f"{live['run']} (pid {live.get('pid') or live.get('owner')}, since "
+                                     f"{live.get('since', '?')})" if live else "none"))
+    if live:
+        rep.advice.append(process.busy_message(live))
+    if gpu:
+        held = gpu_memory_held(own_pids={os.getpid()})
+        rep.rows.append(("GPU memory held by other processes", ", ".join(
+            f"{mib:,} MiB by pid {pid} ({Path(name).name})" for pid, name, mib in held) or "none"))
+        if held:
+            rep.advice.append(f"{sum(m for *_, m in held) / 1024:.1f} GiB of the GPU is held by other processes. A "
+                              "training from a restarted kernel? `python -m helpers runs` lists live runs and "
+                              "`python -m helpers stop RUN` stops one; otherwise end those processes (`nvidia-smi`).")
     if gpu and gpu["total_gb"] >= need:
         rep.advice.append(f"{gpu['name']} ({gpu['total_gb']:.0f} GiB): the gpu track fits (needs ~{need:.0f} GiB).")
     elif gpu:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,10 +47,13 @@ class Run:
     hardware: str = ""
     pid: int | None = None
     resumed_from: str = ""  # the checkpoint this run continued (course-relative), if it continued one
+    token: str = ""  # the guard token every process of its training carries (process.GUARD_ENV)
+    stopped_because: str = ""  # why an interrupted run stopped, when something else than Ctrl-C stopped it
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
         self._log = None
+        self.child = None  # the running swift process, when this kernel started it (sft(wait=False))
 
     # ---- persistence -------------------------------------------------------------------------
     def save(self) -> None:
@@ -69,7 +73,55 @@ class Run:
         if run.status == "running" and not process.alive(run.pid):
             # the kernel died: swift either had finished (its log ends with the summary) or was cut short
             run.status = "finished" if run.curves()[2].get("completed") else "interrupted"
+            if run.status == "interrupted":
+                run.stopped_because = run.stopped_note()
         return run
+
+    def stopped_note(self) -> str:
+        """Why something other than its own notebook stopped it (its guard, stop() elsewhere), or ''."""
+        try:
+            return json.loads((self.run_dir / process.STOPPED_FILE).read_text()).get("why", "")
+        except (OSError, ValueError):
+            return ""
+
+    @property
+    def live(self) -> bool:
+        """Is its training running now (in this kernel or any other process)?"""
+        return self.status == "running" and process.alive(self.pid)
+
+    @property
+    def status_text(self) -> str:
+        """The status as the run list shows it: 'training now', 'interrupted (why)', 'finished', ..."""
+        if self.live:
+            return "training now"
+        return f"{self.status} ({self.stopped_because})" if self.stopped_because else self.status
+
+    def wait(self, poll_s: float = 0.5) -> Run:
+        """Block until its training ends: a run started with sft(wait=False), or one live elsewhere."""
+        if self.child is not None:
+            self.returncode = self.child.wait(poll_s)
+            self.status = "finished" if self.returncode == 0 else "failed"
+            self.child = None
+            self.save()
+            return self
+        while process.alive(self.pid):
+            time.sleep(poll_s)
+        fresh = Run.load(self.run_dir)
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("child", "_log")})
+        return self
+
+    def stop(self, why: str = "") -> None:
+        """Stop its training, whole process tree, wherever it was started; the log and checkpoints stay."""
+        if self.child is not None and self.child.poll() is None:
+            self.child.stop()
+            self.returncode, self.child = self.child.returncode, None
+        elif self.child is None and self.live:  # started by another process: its notebook learns why from the note
+            (self.run_dir / process.STOPPED_FILE).write_text(json.dumps({"why": why or "stopped from elsewhere"}))
+            process.stop_tree(self.pid, self.token)
+        else:
+            return
+        self.status, self.stopped_because = "interrupted", why
+        self.save()
 
     # ---- swift's records ---------------------------------------------------------------------
     @property
@@ -87,12 +139,14 @@ class Run:
         recorded = info.get(key)
         if recorded:  # swift writes absolute paths; keep only the folder name so a moved course still works
             p = self.run_dir / Path(recorded).name
-            if p.is_dir():
+            if _complete(p):
                 return p
             # a continued run whose own evaluations never beat the run it continued: swift keeps that best
-            return Path(recorded) if Path(recorded).is_dir() else None
-        ckpts = sorted((c for c in self.run_dir.glob("checkpoint-*") if c.name.split("-")[-1].isdigit()),
-                       key=lambda p: int(p.name.split("-")[-1]))
+            if not p.is_dir() and _complete(Path(recorded)):
+                return Path(recorded)
+            # else swift named a checkpoint whose save failed (it writes its summary even then): the complete ones
+        ckpts = sorted((c for c in self.run_dir.glob("checkpoint-*") if c.name.split("-")[-1].isdigit()
+                        and _complete(c)), key=lambda p: int(p.name.split("-")[-1]))
         if not ckpts:
             return None
         if key == "last_model_checkpoint":
@@ -129,6 +183,12 @@ class Run:
         return (f"<b>{html.escape(self.label)}</b> — {self.status} ({html.escape(self.track)} track, "
                 f"{html.escape(self.model)})" + table(self.params.items())
                 + f"<p>best checkpoint: <code>{html.escape(best)}</code></p>")
+
+
+def _complete(checkpoint: Path) -> bool:
+    """A checkpoint is complete once the trainer wrote trainer_state.json, its last file: one cut short (a full
+    disk, a kill during the save) is never offered."""
+    return (checkpoint / "trainer_state.json").is_file()
 
 
 def is_run(obj) -> bool:
@@ -171,8 +231,9 @@ def params_table(items: list[Run]) -> str:
         _, evals, _ = r.curves()
         best = f"{min(v for _, v in evals):.3f}" if evals else "-"
         state = r.diagnosis.state if r.log_path.is_file() else "-"
-        rows.append([r.label, *[r.params.get(k, "") for k in PARAM_KEYS], r.status, state, best])
-    return table(rows, ["run", *PARAM_KEYS, "status", "state", "best eval loss"])
+        took = f"{r.wall_time_s / 60:.1f} min" if r.wall_time_s else "-"
+        rows.append([r.label, *[r.params.get(k, "") for k in PARAM_KEYS], r.status_text, state, best, took])
+    return table(rows, ["run", *PARAM_KEYS, "status", "state", "best eval loss", "time"])
 
 
 def compare_runs(items: list[Run], title: str = "All experiments on one chart"):

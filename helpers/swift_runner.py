@@ -153,9 +153,12 @@ def printable(verb: str, args: list[str], env: dict | None = None) -> str:
     return prefix + f"swift {verb} " + " ".join(shlex.quote(a) for a in args)
 
 
-def launch(verb: str, args: list[str], log_path: Path, env: dict | None = None) -> process.Child:
-    """Start `swift VERB args` from the course folder in a session of its own (stopped as a whole tree)."""
-    return process.Child([sys.executable, "-m", "swift.cli.main", verb, *args], log_path, {**SWIFT_ENV, **(env or {})})
+def launch(verb: str, args: list[str], log_path: Path, env: dict | None = None, run_dir: Path | None = None,
+           lock: process.TrainingLock | None = None) -> process.Child:
+    """Start `swift VERB args` from the course folder in a session of its own, guarded: stopped as a whole
+    tree, and by its guard if the process that started it dies (`run_dir` gets the note why)."""
+    return process.Child([sys.executable, "-m", "swift.cli.main", verb, *args], log_path, {**SWIFT_ENV, **(env or {})},
+                         run_dir=run_dir, lock=lock)
 
 
 def swift_error(log_path: Path, max_lines: int = 15) -> str:

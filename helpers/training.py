@@ -65,19 +65,30 @@ def _write_history(ckpt: Path, run_dir: Path) -> None:
     (run_dir / HISTORY_FILE).write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
 
 
-def _check_lengths(files: dict, model: models.Model, max_length: int) -> None:
-    """Rows longer than max_length are dropped silently by swift (--truncation_strategy delete): say so first."""
-    for path, lines in files.items():
-        if path is None:
-            continue
-        lengths = data.token_lengths(model.path, [json.loads(ln) for ln in lines])
-        too_long = sum(n > max_length for n in lengths)
-        if too_long == len(lines):
-            raise ValueError(f"{paths.short(path)}: all {len(lines)} rows are longer than max_length={max_length} "
+def _check_data(train_path: Path, val_path: Path | None, train_rows, val_rows, model: models.Model,
+                max_length: int) -> dict:
+    """Every data file read and checked the way ms-swift reads it, before anything starts: errors stop the run;
+    rows swift would drop (too long) are counted and named; harmless differences are left out of the run's copy."""
+    checks = {path: data.check_file(path) for path in (train_path, val_path) if path}
+    problems = [e for c in checks.values() for e in c.errors]
+    if problems:
+        raise ValueError("The dataset has problems (nothing was started):\n" + "\n".join(problems[:20]))
+    for path, check in checks.items():
+        rows = train_rows if path == train_path else val_rows
+        if rows and rows > len(check.rows):
+            raise ValueError(f"{paths.short(path)} has {len(check.rows)} rows, fewer than the {rows} asked for.")
+        used = len(check.rows[:rows])
+        long = data.long_rows(check, model.path, max_length, rows)
+        if len(long) == used:
+            raise ValueError(f"{paths.short(path)}: all {used} rows are longer than max_length={max_length} "
                              "tokens; swift would silently drop every one. Fix: raise max_length.")
-        if too_long:
-            print(f"Note: {too_long} of {len(lines)} rows in {paths.short(path)} exceed max_length={max_length}; "
-                  "swift drops them silently (--truncation_strategy delete).")
+        if long:  # printed whatever `show` says: rows are about to be lost
+            print(f"Note: {len(long)} of {used} rows in {paths.short(path)} exceed max_length={max_length}; "
+                  "swift drops them silently (--truncation_strategy delete):\n  " + "\n  ".join(long[:5]))
+        if check.repairs:
+            print(f"Note: {paths.short(path)} has {' and '.join(check.repairs)}; the run trains on a clean copy "
+                  "in its own folder, your file is unchanged.")
+    return checks
 
 
 def _need_disk_gb(model: models.Model, params: dict, n_rows: int) -> float:
@@ -136,32 +147,37 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
     if env or os.environ.get("NNODES"):  # several machines: swift's torchrun launch reads these too; print them
         env.update({k: os.environ[k] for k in swift_runner.MULTI_NODE_ENV if os.environ.get(k)})
-    problems = data.validate_files([str(p) for p in (train_path, val_path) if p])
-    if problems:
-        raise ValueError("The dataset has problems (nothing was started):\n" + "\n".join(problems[:20]))
-    train_lines, val_lines = data.first_rows(train_path, train_rows), data.first_rows(val_path, val_rows)
-    _check_lengths({train_path: train_lines, val_path: val_lines}, model, params["max_length"])
-    _check_disk(_need_disk_gb(model, params, len(train_lines)))
+    checks = _check_data(train_path, val_path, train_rows, val_rows, model, params["max_length"])
+    n_rows = len(checks[train_path].rows[:train_rows])
+    _check_disk(_need_disk_gb(model, params, n_rows))
 
     label = label or f"lr{learning_rate}-r{lora_rank}-e{num_train_epochs}-{train_path.stem}"
-    run_dir = _new_run_dir(track, label)
-    if resume_ckpt is not None:
-        _write_history(resume_ckpt, run_dir)
-    train_file = data.write_subset(train_path, train_rows, train_lines, run_dir)
-    val_file = data.write_subset(val_path, val_rows, val_lines, run_dir) if val_path else None
-    n_rows = len(train_lines)
-    args = swift_runner.sft_command(model, train_file, val_file, params, run_dir, extra)
-    run = Run(run_dir=run_dir, label=label, params={**params, "dataset": paths.short(train_path),
-              "train_rows": n_rows, "val_rows": val_rows}, extra=extra, model=model.name,
-              model_path=paths.short(model.path), track=track, command=swift_runner.printable("sft", args, env),
-              argv=args, env=env, started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              versions=environment.versions(), hardware=environment.hardware(),
-              resumed_from=paths.short(resume_ckpt) if resume_ckpt is not None else "")
-    run.save()
-    if show:
-        print("Running from the course folder:\n  " + run.command, flush=True)
-    child = swift_runner.launch("sft", args, run_dir / "swift.log", env)
-    run.status, run.pid = "running", child.pid
+    lock = process.TrainingLock()
+    taken_over = lock.claim(label)  # raises Busy, naming the live run, before anything is written
+    try:
+        run_dir = _new_run_dir(track, label)
+        lock.update(run=paths.short(run_dir))
+        if taken_over and show:
+            print(taken_over)
+        if resume_ckpt is not None:
+            _write_history(resume_ckpt, run_dir)
+        train_file = data.write_run_copy(checks[train_path], train_rows, run_dir)
+        val_file = data.write_run_copy(checks[val_path], val_rows, run_dir) if val_path else None
+        args = swift_runner.sft_command(model, train_file, val_file, params, run_dir, extra)
+        run = Run(run_dir=run_dir, label=label, params={**params, "dataset": paths.short(train_path),
+                  "train_rows": n_rows, "val_rows": val_rows}, extra=extra, model=model.name,
+                  model_path=paths.short(model.path), track=track, command=swift_runner.printable("sft", args, env),
+                  argv=args, env=env, started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  versions=environment.versions(), hardware=environment.hardware(),
+                  resumed_from=paths.short(resume_ckpt) if resume_ckpt is not None else "")
+        run.save()
+        if show:
+            print("Running from the course folder:\n  " + run.command, flush=True)
+        child = swift_runner.launch("sft", args, run_dir / "swift.log", env, run_dir=run_dir, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+    run.status, run.pid, run.token, run.child = "running", child.pid, child.token, child
     run.save()
     _CHILDREN[run_dir] = child
     if wait:
@@ -199,6 +215,8 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
         run.returncode = child.wait(POLL_S, on_poll=poll)
         poll()
         run.status = "finished" if run.returncode == 0 else "failed"
+        if run.returncode != 0 and run.stopped_note():  # stop() from another notebook or a terminal
+            run.status, run.stopped_because = "interrupted", run.stopped_note()
     except KeyboardInterrupt:  # child.wait has stopped the whole tree
         run.returncode, run.status = child.returncode, "interrupted"
         print(f"\nInterrupted: the swift process group is stopped; the partial log is kept in {paths.short(run.run_dir)}.")
@@ -209,6 +227,7 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
             run.error = swift_runner.swift_error(run.run_dir / "swift.log")
         run.save()
         _CHILDREN.pop(run.run_dir, None)
+        run.child = None
         if live:
             train, evals, _ = run.curves()
             live.update(train, evals, f"{run.status}")
@@ -218,13 +237,16 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
     return run
 
 
-def stop(run: Run) -> None:
-    """Stop a run that is training in the background (`sft(..., wait=False)`)."""
-    child = _CHILDREN.get(run.run_dir)
-    if child is not None and child.poll() is None:
-        child.stop()
-        run.status = "interrupted"
-        run.save()
+def stop(run, why: str = "stopped with stop()") -> Run:
+    """Stop a training: a Run (e.g. from `sft(..., wait=False)`) or its folder, started here or anywhere else
+    on this machine (another notebook, `python -m helpers sft`). Its log and checkpoints are kept."""
+    if not is_run(run):
+        run = Run.load(Path(run))
+    if run.child is None and run.run_dir in _CHILDREN:
+        run.child = _CHILDREN[run.run_dir]
+    run.stop(why=why)
+    _CHILDREN.pop(run.run_dir, None)
+    return run
 
 
 def _show_result(run: Run) -> None:

@@ -15,10 +15,9 @@ def test_sft_prints_the_diagnosis_card_once(monkeypatch, capsys, tmp_path):
         return SimpleNamespace(status="finished", run_dir=tmp_path, diagnosis=card)
 
     monkeypatch.setattr(training, "sft", fake_sft)
-    args = SimpleNamespace(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_train_epochs=1,
-                           batch_size=8, max_length=256, eval_steps=5, val_dataset="val", train_rows=4, val_rows=2,
-                           label="x")
-    assert cli._sft(args, []) == 0
+    args, rest = cli.build_parser().parse_known_args(["sft", "--max_length", "256", "--eval_steps", "5",
+                                                      "--train_rows", "4", "--val_rows", "2", "--label", "x"])
+    assert cli._sft(args, rest) == 0
     assert capsys.readouterr().out.count("[CONVERGED]") == 1
 
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from conftest import ROOT
 
-from helpers import merging, models, paths, tracks, training
+from helpers import merging, models, paths, process, tracks, training
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -110,9 +110,9 @@ def test_multi_node_variables_are_passed_and_printed(tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     launched = []
 
-    def fake_launch(verb, args, log_path, env=None):
+    def fake_launch(verb, args, log_path, env=None, run_dir=None, lock=None):
         launched.append(env)
-        return subprocess.Popen(["true"])
+        return process.Child(["true"], log_path, run_dir=run_dir, lock=lock)
 
     monkeypatch.setattr(training.swift_runner, "launch", fake_launch)
     run = training.sft(models.standin_model(), **tracks.experiments("ci")[1].params, nproc_per_node=2, wait=False,
