@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import models, paths
@@ -38,8 +39,9 @@ def prompt_row(question: str) -> dict:
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """All rows of a JSONL file (blank lines skipped). Raises on bad JSON: call `validate_file` first."""
-    with open(path, encoding="utf-8") as f:
+    """All rows of a JSONL file (blank lines and a byte-order mark skipped). Raises on bad JSON: call
+    `validate_file` first."""
+    with open(path, encoding="utf-8-sig") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
@@ -60,68 +62,157 @@ def expected_answer(row: dict) -> str:
     return tags[-1].strip() if tags else ""
 
 
+# Top-level keys that ms-swift reads itself (its RowPreprocessor.standard_keys and the system-prompt columns):
+# an extra key with one of these names would change what is trained, so validate refuses it.
+SWIFT_KEYS = frozenset({"system", "system_prompt", "conversation", "conversations", "images", "videos", "audios",
+                        "tools", "objects", "label", "channel", "margin", "rejected_response", "teacher_prompt",
+                        "teacher_images", "chat_template_kwargs", "ref_audios", "audio_codes"}
+                       | {f"{prefix}_{k}" for prefix in ("rejected", "positive", "negative")
+                          for k in ("messages", "images", "videos", "audios", "tools", "objects")})
+
+
 def _row_problem(row) -> str | None:
-    """Why a parsed row is not a valid training row, or None when it is."""
+    """Why a parsed row is not a valid training row, or None when it is (what ms-swift 4.6 trains, see
+    tests/edge_files: it drops a row with a null or non-text content without a word)."""
     if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
         return 'not an object with a "messages" list — fix: write {"messages": [{"role": ..., "content": ...}, ...]}'
+    clash = sorted(SWIFT_KEYS & set(row))
+    if clash:
+        return (f'extra key "{clash[0]}" is one ms-swift reads itself (it would change what is trained) — fix: '
+                f'remove it or rename it, e.g. "note_{clash[0]}"')
     msgs = row["messages"]
-    if not all(isinstance(m, dict) for m in msgs):
+    if not msgs or not all(isinstance(m, dict) for m in msgs):
         return 'a message is not an object — fix: each message needs "role" and "content"'
     roles = [m.get("role") for m in msgs]
-    if roles not in (["system", "user", "assistant"], ["user", "assistant"]):
-        return (f"roles are {roles} — fix: use an optional system turn, then one user turn, then one "
-                f"assistant turn, in that order")
+    talk = roles[1:] if roles[0] == "system" else roles
+    if not talk or len(talk) % 2 or talk != ["user", "assistant"] * (len(talk) // 2):
+        return (f"roles are {roles} — fix: an optional system turn, then user and assistant turns taking turns, "
+                f"ending with the assistant")
     for m in msgs:
         content = m.get("content")
-        if m["role"] != "system" and content is not None and not isinstance(content, str):
-            return (f"{m['role']} content is {type(content).__name__} {json.dumps(content)}, not text — fix: write it "
-                    f"as a string, e.g. \"{content}\"")
-        if m["role"] != "system" and not (isinstance(content, str) and content.strip()):
+        if content is None:
+            hint = 'write "" for an empty system turn, or leave the system turn out' if m["role"] == "system" \
+                else f"write the {m['role']} text"
+            return f"{m['role']} content is missing or null (ms-swift would drop this row without a word) — fix: {hint}"
+        if not isinstance(content, str):
+            text = f"{content}\n\n{{{{ans:{content}}}}}" if m is msgs[-1] else str(content)  # an answer keeps its tag
+            return (f"{m['role']} content is {type(content).__name__} {json.dumps(content)}, not text (ms-swift would "
+                    f"drop this row without a word) — fix: write it as a string: \"content\": "
+                    f"{json.dumps(text, ensure_ascii=False)}")
+        if m["role"] != "system" and not content.strip():
             return f"empty {m['role']} content — fix: write the {m['role']} text"
     if not ANS_RE.search(msgs[-1]["content"]):
         return "no {{ans:...}} tag in the assistant answer — fix: end the answer with {{ans:N}}"
     return None
 
 
-def validate_file(path: str | Path) -> list[str]:
-    """Problems found in one JSONL file, as `FILE:LINE: reason — fix`; empty list when the file is fine."""
-    name = str(path)
-    p = Path(path)
-    if not p.is_file():
-        return [f"{name}:0: file not found — fix: check the path (it is relative to {Path.cwd()})"]
+@dataclass
+class FileCheck:
+    """One data file read the way ms-swift reads it: its rows with their line numbers, what is wrong with it,
+    and the harmless differences (`repairs`) a run's own copy of the data leaves out."""
+
+    path: Path
+    rows: list = field(default_factory=list)  # (line number, row)
+    errors: list = field(default_factory=list)  # FILE:LINE: reason — fix: ...
+    repairs: list = field(default_factory=list)  # e.g. "a byte-order mark"
+
+    def jsonl(self, rows: int | None = None) -> str:
+        """The first `rows` rows (all by default) as clean JSONL: UTF-8, one row per line, LF line ends."""
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for _, r in self.rows[:rows])
+
+
+def _json_rows(name: str, text: str, check: FileCheck) -> list:
+    """(line, row) of a JSON array file (ms-swift reads those too); errors go to `check`."""
+    dec, i, out = json.JSONDecoder(), text.index("[") + 1, []
     try:
-        text = p.read_bytes().decode("utf-8")
+        while True:
+            while text[i].isspace() or text[i] == ",":
+                i += 1
+            if text[i] == "]":
+                return out
+            row, end = dec.raw_decode(text, i)
+            out.append((text.count("\n", 0, i) + 1, row))
+            i = end
+    except (json.JSONDecodeError, IndexError) as e:
+        line = getattr(e, "lineno", text.count("\n") + 1)
+        check.errors.append(f"{name}:{line}: bad JSON in the array ({getattr(e, 'msg', 'it never closes')}) — fix: "
+                            "one JSON object per line (JSONL), or a valid JSON array of objects")
+        return out
+
+
+def check_file(path: str | Path) -> FileCheck:
+    """Read and check one data file; `validate_file` is its list of errors."""
+    name, p = str(path), Path(path)
+    check = FileCheck(p)
+    if not p.is_file():
+        check.errors.append(f"{name}:0: file not found — fix: check the path (it is relative to {Path.cwd()})")
+        return check
+    raw = p.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        check.errors.append(f"{name}:1: the file is UTF-16 (Windows' \"Unicode\"), which ms-swift cannot read — fix: "
+                            "save it as UTF-8")
+        return check
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = p.read_bytes()[: e.start].count(b"\n") + 1
-        return [f"{name}:{line}: not UTF-8 text — fix: save the file as UTF-8"]
-    problems: list[str] = []
+        line = raw[: e.start].count(b"\n") + 1
+        check.errors.append(f"{name}:{line}: not UTF-8 text — fix: save the file as UTF-8")
+        return check
+    if text.startswith("\ufeff"):
+        check.repairs.append("a byte-order mark")
+        text = text[1:]
+    if "\r\n" in text:
+        check.repairs.append("Windows line ends (CRLF)")
+    if text.lstrip().startswith("["):
+        check.repairs.append("a JSON array instead of one row per line")
+        parsed = _json_rows(name, text, check)
+    else:
+        parsed = []
+        for no, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                parsed.append((no, json.loads(line)))
+            except json.JSONDecodeError as e:
+                fix = "one JSON object per line"
+                if line.rstrip().endswith(","):
+                    fix = "remove the comma after the row (JSONL rows are not separated by commas)"
+                check.errors.append(f"{name}:{no}: bad JSON ({e.msg}, column {e.colno}) — fix: {fix}")
+    if any(not ln.strip() for ln in text.splitlines()) and not text.lstrip().startswith("["):
+        check.repairs.append("blank lines")
     first_seen: dict[str, int] = {}
-    rows = 0
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        rows += 1
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(f"{name}:{no}: bad JSON ({e.msg}, column {e.colno}) — fix: one JSON object per line")
-            continue
+    for no, row in parsed:
         reason = _row_problem(row)
         if reason:
-            problems.append(f"{name}:{no}: {reason}")
+            check.errors.append(f"{name}:{no}: {reason}")
             continue
         q = question_of(row)
         if q in first_seen:
-            problems.append(f"{name}:{no}: duplicate question (first on line {first_seen[q]}) — fix: remove one")
-        else:
-            first_seen[q] = no
-    if rows == 0:
-        problems.append(f"{name}:1: empty file — fix: add at least one row")
-    return problems
+            check.errors.append(f"{name}:{no}: duplicate question (first on line {first_seen[q]}) — fix: remove one")
+            continue
+        first_seen[q] = no
+        check.rows.append((no, row))
+    if not parsed and not check.errors:
+        check.errors.append(f"{name}:1: empty file — fix: add at least one row")
+    return check
+
+
+def validate_file(path: str | Path) -> list[str]:
+    """Problems found in one data file, as `FILE:LINE: reason — fix`; empty list when the file is fine."""
+    return check_file(path).errors
 
 
 def validate_files(paths) -> list[str]:
     return [problem for path in paths for problem in validate_file(path)]
+
+
+def long_rows(check: FileCheck, model_dir: str | Path, max_length: int, rows: int | None = None) -> list[str]:
+    """A warning `FILE:LINE: N tokens > max_length` for each of the first `rows` rows that ms-swift would drop."""
+    used = check.rows[:rows]
+    lengths = token_lengths(model_dir, [r for _, r in used])
+    return [f"{check.path}:{no}: {n} tokens, longer than max_length={max_length}: ms-swift drops this row without a "
+            "word (--truncation_strategy delete) — fix: shorten it, or raise max_length"
+            for (no, _), n in zip(used, lengths) if n > max_length]
 
 
 def count_too_long(path: str | Path, tokenizer, max_length: int) -> int:
@@ -182,21 +273,14 @@ def resolve_dataset(dataset) -> Path:
     return p
 
 
-def first_rows(path: Path | None, rows: int | None) -> list[str]:
-    """The dataset lines a run will use: all of them, or the first `rows` (the cpu and ci tracks)."""
-    if path is None:
-        return []
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if rows and rows > len(lines):
-        raise ValueError(f"{paths.short(path)} has {len(lines)} rows, fewer than the {rows} asked for.")
-    return lines[:rows] if rows else lines
-
-
-def write_subset(path: Path, rows: int | None, lines: list[str], folder: Path) -> Path:
-    """The first `rows` lines as a file in `folder` (a run's own copy of its data); the file itself when all rows."""
-    if not rows:
-        return path
-    out = Path(folder) / "data" / f"{path.stem}_first{rows}.jsonl"
+def write_run_copy(check: FileCheck, rows: int | None, folder: Path) -> Path:
+    """The data a run trains on: the learner's file itself when it is used whole and clean, else a clean copy
+    of its first `rows` rows in the run's own `data/` folder. The learner's file is never rewritten."""
+    if not rows and not check.repairs:
+        return check.path
+    if rows and rows > len(check.rows):
+        raise ValueError(f"{paths.short(check.path)} has {len(check.rows)} rows, fewer than the {rows} asked for.")
+    out = Path(folder) / "data" / (f"{check.path.stem}_first{rows}.jsonl" if rows else f"{check.path.stem}.jsonl")
     out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.write_text(check.jsonl(rows), encoding="utf-8")
     return out
