@@ -37,6 +37,12 @@ def lesson_formula_days(total_tokens: float, batch_tokens: float, tokens_per_sec
     return total_tokens / (batch_tokens * tokens_per_second * SECONDS_PER_DAY)
 
 
+def compute_days(n_params: float, total_tokens: float, gpus: int, peak_flops: float, utilisation: float) -> float:
+    """Days of training by compute: about 6 FLOP per parameter per token (2 forward, 4 backward), divided by
+    what the GPUs really deliver (their peak times the share of it a training run achieves)."""
+    return 6 * n_params * total_tokens / (gpus * peak_flops * utilisation) / SECONDS_PER_DAY
+
+
 def throughput_for_days(total_tokens: float, days: float) -> float:
     """Tokens per second needed to finish `total_tokens` in `days`."""
     return total_tokens / (days * SECONDS_PER_DAY)

@@ -115,10 +115,31 @@ for overhead in (0.2, 0.5):
 print(f"1 trillion tokens at 1,200 tokens/s: {theory.years(theory.training_days(1e12, tokens_per_second)):.1f} years")
 
 # %% [markdown]
-# So at the lesson's throughput the job takes about **5.3 years**, not 10 days; "10 days" needs about 231,000
-# tokens/s, some 190 times the stated speed (for example ~1,540 such GPUs). The lesson's remark that 1 trillion
-# tokens would take "several months" likewise only holds with that kind of cluster. Real pre-training runs use
-# thousands of GPUs for exactly this reason.
+# So *at the lesson's throughput* the job takes about **5.3 years**, not 10 days; "10 days" needs about 231,000
+# tokens/s, some 190 times the stated speed.
+#
+# But the stated speed is the weak input: 150 tokens/s is far too slow for one modern GPU training a 1.5 B model.
+# The usual estimate goes by compute instead. Training costs about **6 FLOP per parameter per token** (2 for the
+# forward pass, 4 for the backward pass), so $6 \cdot N \cdot D$ with $N$ = 1.5 B parameters and $D$ = 200 B tokens.
+# Take 8 A100s (312 TFLOP/s each in BF16, the datasheet's dense peak) and assume a real run reaches 40 % of that:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n_params, gpus, peak, utilisation = 1.5e9, 8, 312e12, 0.40
+flop = 6 * n_params * total_tokens
+compute = theory.compute_days(n_params, total_tokens, gpus, peak, utilisation)
+print(f"6 x N x D = 6 x {n_params:.1e} x {total_tokens:.0e} = {flop:.1e} FLOP")
+print(f"on {gpus} A100s at {utilisation:.0%} of {peak / 1e12:.0f} TFLOP/s: {compute:.0f} days = {compute / 7:.1f} weeks")
+per_gpu = total_tokens / (compute * 86400) / gpus
+print(f"that is {per_gpu:,.0f} tokens/s per GPU, {per_gpu / 150:.0f}x the lesson's 150")
+
+# %% [markdown]
+# About **three weeks**: the lesson's "about 10 days" had the right order of size after all, for the wrong
+# reason (its formula divides by the batch size a second time, and its 150 tokens/s per GPU is some 90 times too
+# slow for this model). Both ways of estimating agree once the inputs agree: at ~14,000 tokens/s per GPU the
+# first formula gives the same three weeks. The lesson's remark that 1 trillion tokens take "several months" fits
+# the compute estimate too (five times the tokens: about 3.5 months on these 8 GPUs). Real pre-training runs use
+# thousands of GPUs to bring such times down to days.
 #
 # ### Money
 # Renting by the hour usually beats buying hardware for a job of days or weeks:

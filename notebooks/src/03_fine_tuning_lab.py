@@ -448,9 +448,9 @@ Markdown(over_credit_example(source))
 # %% [markdown]
 # ## 6. Merge the adapter into the model
 #
-# A LoRA checkpoint holds only the small matrices: megabytes, not gigabytes — about 18 MB in bf16 for
-# Qwen2.5-1.5B at rank 8 (the lesson's ~20 MB), 9.8 MB for this course's SmolLM2 adapter (ms-swift saves it in
-# fp32). To use it you either load the base model *plus*
+# A LoRA checkpoint holds only the small matrices: megabytes, not gigabytes — for Qwen2.5-1.5B at rank 8 about
+# 37 MB on disk (its 9.2 M numbers in fp32, as PEFT and ms-swift keep adapter weights; 18 MB would be the bf16
+# size, the lesson's ~20 MB), and 9.8 MB for this course's SmolLM2 adapter (see notebook 02). To use it you either load the base model *plus*
 # the adapter at run time, or merge them once into a full model with `swift export --merge_lora true`
 # (the lesson's `--ckpt_dir` is `--adapters` today). The helper checks two things after merging: the
 # tokenizer is identical to the base model's, and the merged model gives the same greedy answer as
