@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -152,9 +153,16 @@ def test_second_training_is_refused_naming_the_live_one_then_stop_by_cli(place):
     listed = subprocess.run([sys.executable, "-m", "helpers", "runs"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60).stdout
     assert f"{run_dir}\ttraining now" in listed, listed
+    waiter = history.Run.load(run_dir)
+    waiting = threading.Thread(target=waiter.wait, kwargs={"poll_s": 0.2}, daemon=True)
+    waiting.start()  # Run.wait() on a run another process started: blocks until that training ends
+    waiting.join(1.0)
+    assert waiting.is_alive(), "Run.wait() returned while the training still runs"
     stop = subprocess.run([sys.executable, "-m", "helpers", "stop", str(run_dir)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert stop.returncode == 0, stop.stdout + stop.stderr
+    waiting.join(30)
+    assert not waiting.is_alive() and waiter.status == "interrupted", waiter.status
     first.wait(30)
     wait_for(lambda: not marked(mark) or None, 10, "the stopped tree to go")
     run = history.Run.load(run_dir)
