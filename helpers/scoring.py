@@ -85,7 +85,7 @@ class ExamResult:
         return round(100 * sum(i.format for i in self.items) / self.n) if self.items else 0
 
     def summary(self) -> str:
-        return (f"{self.model or 'model'} on {Path(self.dataset).name or 'exam'} ({self.n} questions): "
+        return (f"{self.model or 'model'} on {Path(self.dataset).name or 'exam'} ({self.n} question{'' if self.n == 1 else 's'}): "
                 f"seed score {self.seed_score}, strict score {self.strict_score}, "
                 f"{{{{ans:}}}} format {self.format_rate}%, {self.seconds:.0f} s")
 

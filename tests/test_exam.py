@@ -64,6 +64,9 @@ def test_scores(result):
     assert [i.seed for i in result.items] == [0.5, 0.5, 0.0]  # "60" is inside "60.0": half a point
     assert (result.seed_score, result.strict_score, result.format_rate) == (33, 33, 67)
     assert "seed score 33, strict score 33" in result.summary()
+    assert "(3 questions)" in result.summary()
+    one = sc.score_responses([row("Q one", 78)], ["{{ans:78}}"], ExamReport, model="m", dataset="x/demo.jsonl")
+    assert "on demo.jsonl (1 question): " in one.summary()  # not "(1 questions)"
 
 
 def test_save_never_overwrites_and_round_trips(result, tmp_path):
