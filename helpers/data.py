@@ -116,9 +116,15 @@ class FileCheck:
     errors: list = field(default_factory=list)  # FILE:LINE: reason — fix: ...
     repairs: list = field(default_factory=list)  # e.g. "a byte-order mark"
 
+    def first(self, rows: int | None = None) -> list:
+        """The (line, row) pairs a run uses: all of them, or the first `rows` (the cpu and ci tracks)."""
+        if rows and rows > len(self.rows):
+            raise ValueError(f"{paths.short(self.path)} has {len(self.rows)} rows, fewer than the {rows} asked for.")
+        return self.rows[:rows] if rows else self.rows
+
     def jsonl(self, rows: int | None = None) -> str:
         """The first `rows` rows (all by default) as clean JSONL: UTF-8, one row per line, LF line ends."""
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for _, r in self.rows[:rows])
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for _, r in self.first(rows))
 
 
 def _json_rows(name: str, text: str, check: FileCheck) -> list:
@@ -167,9 +173,10 @@ def check_file(path: str | Path) -> FileCheck:
         check.repairs.append("a JSON array instead of one row per line")
         parsed = _json_rows(name, text, check)
     else:
-        parsed = []
+        parsed, blank = [], False
         for no, line in enumerate(text.splitlines(), 1):
             if not line.strip():
+                blank = True
                 continue
             try:
                 parsed.append((no, json.loads(line)))
@@ -178,8 +185,8 @@ def check_file(path: str | Path) -> FileCheck:
                 if line.rstrip().endswith(","):
                     fix = "remove the comma after the row (JSONL rows are not separated by commas)"
                 check.errors.append(f"{name}:{no}: bad JSON ({e.msg}, column {e.colno}) — fix: {fix}")
-    if any(not ln.strip() for ln in text.splitlines()) and not text.lstrip().startswith("["):
-        check.repairs.append("blank lines")
+        if blank:
+            check.repairs.append("blank lines")
     first_seen: dict[str, int] = {}
     for no, row in parsed:
         reason = _row_problem(row)
@@ -208,7 +215,7 @@ def validate_files(paths) -> list[str]:
 
 def long_rows(check: FileCheck, model_dir: str | Path, max_length: int, rows: int | None = None) -> list[str]:
     """A warning `FILE:LINE: N tokens > max_length` for each of the first `rows` rows that ms-swift would drop."""
-    used = check.rows[:rows]
+    used = check.first(rows)
     lengths = token_lengths(model_dir, [r for _, r in used])
     return [f"{check.path}:{no}: {n} tokens, longer than max_length={max_length}: ms-swift drops this row without a "
             "word (--truncation_strategy delete) — fix: shorten it, or raise max_length"
@@ -278,8 +285,6 @@ def write_run_copy(check: FileCheck, rows: int | None, folder: Path) -> Path:
     of its first `rows` rows in the run's own `data/` folder. The learner's file is never rewritten."""
     if not rows and not check.repairs:
         return check.path
-    if rows and rows > len(check.rows):
-        raise ValueError(f"{paths.short(check.path)} has {len(check.rows)} rows, fewer than the {rows} asked for.")
     out = Path(folder) / "data" / (f"{check.path.stem}_first{rows}.jsonl" if rows else f"{check.path.stem}.jsonl")
     out.parent.mkdir(exist_ok=True)
     out.write_text(check.jsonl(rows), encoding="utf-8")

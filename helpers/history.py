@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import diagnosis, paths, process
+from . import diagnosis, paths, process, swift_runner
 from .cards import DiagnosisCard
 from .curves import overlay
 from .swiftlog import SwiftLog
@@ -79,10 +79,18 @@ class Run:
 
     def stopped_note(self) -> str:
         """Why something other than its own notebook stopped it (its guard, stop() elsewhere), or ''."""
-        try:
-            return json.loads((self.run_dir / process.STOPPED_FILE).read_text()).get("why", "")
-        except (OSError, ValueError):
-            return ""
+        return process.stopped_note(self.run_dir)
+
+    def record_end(self, returncode: int | None) -> None:
+        """How its swift process ended: finished, failed (with swift's own words), or interrupted when stop()
+        from another notebook or a terminal left its note."""
+        self.returncode = returncode
+        self.status = "finished" if returncode == 0 else "failed"
+        why = self.stopped_note() if returncode != 0 else ""
+        if why:
+            self.status, self.stopped_because = "interrupted", why
+        if self.status == "failed":
+            self.error = swift_runner.swift_error(self.run_dir / "swift.log")
 
     @property
     def live(self) -> bool:
@@ -99,8 +107,7 @@ class Run:
     def wait(self, poll_s: float = 0.5) -> Run:
         """Block until its training ends: a run started with sft(wait=False), or one live elsewhere."""
         if self.child is not None:
-            self.returncode = self.child.wait(poll_s)
-            self.status = "finished" if self.returncode == 0 else "failed"
+            self.record_end(self.child.wait(poll_s))
             self.child = None
             self.save()
             return self
@@ -116,7 +123,7 @@ class Run:
             self.child.stop()
             self.returncode, self.child = self.child.returncode, None
         elif self.child is None and self.live:  # started by another process: its notebook learns why from the note
-            (self.run_dir / process.STOPPED_FILE).write_text(json.dumps({"why": why or "stopped from elsewhere"}))
+            process.note_stopped(self.run_dir, why or "stopped from elsewhere")
             process.stop_tree(self.pid, self.token)
         else:
             return

@@ -187,14 +187,26 @@ def guard(fd: int, pid: int, token: str, run_dir: str, lock_path: str, owner: st
     if starter_gone:
         stop_tree(pid, token, seen, grace=2.0, first=signal.SIGTERM)
         if run_dir and Path(run_dir).is_dir():
-            why = f"{owner} that started it stopped"
-            (Path(run_dir) / STOPPED_FILE).write_text(json.dumps({"why": why, "at": _now()}))
+            note_stopped(Path(run_dir), f"{owner} that started it stopped")
     else:  # the child ended by itself: its re-parented leftovers (if any) go with it
         left = tree(None, token)
         if left:
             stop_tree(None, token, left, grace=2.0, first=signal.SIGTERM)
     if lock_path:
         TrainingLock(Path(lock_path)).release(token)
+
+
+def note_stopped(run_dir: Path, why: str) -> None:
+    """Say in a run folder why its tree was stopped from outside (its guard, or stop() from elsewhere)."""
+    (Path(run_dir) / STOPPED_FILE).write_text(json.dumps({"why": why, "at": _now()}))
+
+
+def stopped_note(run_dir: Path) -> str:
+    """What `note_stopped` wrote there, or ''."""
+    try:
+        return json.loads((Path(run_dir) / STOPPED_FILE).read_text()).get("why", "")
+    except (OSError, ValueError):
+        return ""
 
 
 # ---- one training per machine ----------------------------------------------------------------------------

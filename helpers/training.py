@@ -75,9 +75,7 @@ def _check_data(train_path: Path, val_path: Path | None, train_rows, val_rows, m
         raise ValueError("The dataset has problems (nothing was started):\n" + "\n".join(problems[:20]))
     for path, check in checks.items():
         rows = train_rows if path == train_path else val_rows
-        if rows and rows > len(check.rows):
-            raise ValueError(f"{paths.short(path)} has {len(check.rows)} rows, fewer than the {rows} asked for.")
-        used = len(check.rows[:rows])
+        used = len(check.first(rows))
         long = data.long_rows(check, model.path, max_length, rows)
         if len(long) == used:
             raise ValueError(f"{paths.short(path)}: all {used} rows are longer than max_length={max_length} "
@@ -148,7 +146,7 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     if env or os.environ.get("NNODES"):  # several machines: swift's torchrun launch reads these too; print them
         env.update({k: os.environ[k] for k in swift_runner.MULTI_NODE_ENV if os.environ.get(k)})
     checks = _check_data(train_path, val_path, train_rows, val_rows, model, params["max_length"])
-    n_rows = len(checks[train_path].rows[:train_rows])
+    n_rows = len(checks[train_path].first(train_rows))
     _check_disk(_need_disk_gb(model, params, n_rows))
 
     label = label or f"lr{learning_rate}-r{lora_rank}-e{num_train_epochs}-{train_path.stem}"
@@ -212,19 +210,15 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
             on_update(run, train, evals, info)
 
     try:
-        run.returncode = child.wait(POLL_S, on_poll=poll)
+        returncode = child.wait(POLL_S, on_poll=poll)
         poll()
-        run.status = "finished" if run.returncode == 0 else "failed"
-        if run.returncode != 0 and run.stopped_note():  # stop() from another notebook or a terminal
-            run.status, run.stopped_because = "interrupted", run.stopped_note()
+        run.record_end(returncode)
     except KeyboardInterrupt:  # child.wait has stopped the whole tree
         run.returncode, run.status = child.returncode, "interrupted"
         print(f"\nInterrupted: the swift process group is stopped; the partial log is kept in {paths.short(run.run_dir)}.")
     finally:
         bar.close()
         run.wall_time_s = round(time.time() - t0, 1)
-        if run.status == "failed":
-            run.error = swift_runner.swift_error(run.run_dir / "swift.log")
         run.save()
         _CHILDREN.pop(run.run_dir, None)
         run.child = None
