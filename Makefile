@@ -11,7 +11,7 @@ setup:
 	@bash tools/setup_env.sh
 
 lab: setup
-	"$(PY)" -m jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/03_fine_tuning_lab.ipynb
+	bash tools/lab.sh --port=$(PORT)
 
 test: setup
 	bash tools/run_tests.sh $(PYTEST_ARGS)

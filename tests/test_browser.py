@@ -79,20 +79,16 @@ def lab(tmp_path_factory):
     course = base / "course copy"
     for name in ("helpers", "notebooks", "resources", "tools"):  # notebook 03 imports the data generator from tools/
         shutil.copytree(ROOT / name, course / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-    settings = base / "lab-settings"
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false"}))
     token, port = secrets.token_hex(16), _free_port()
     env = {**os.environ, "FTLAB_TRACK": "ci", "FTLAB_CACHE": str(ROOT / ".cache"),
-           "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+           "JUPYTERLAB_SETTINGS_DIR": str(base / "lab-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+           "FTLAB_PYTHON": sys.executable,
            "JUPYTER_RUNTIME_DIR": str(base / "runtime"), "PYTHONUNBUFFERED": "1"}
     env.pop("MPLBACKEND", None)  # the kernel picks the inline backend itself
     with open(base / "jupyter.log", "wb") as log:  # the server keeps its own descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course}", "--LabApp.expose_app_in_browser=True",
-             "--ServerApp.port_retries=0", "--allow-root"],
+        proc = subprocess.Popen(  # started as `make lab` starts it: tools/lab.sh (root notebooks/, 01 first)
+            ["bash", str(course / "tools" / "lab.sh"), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+             f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"],
             cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -159,7 +155,7 @@ def page(browser, request):
 def _open(page, url, token, notebook) -> str:
     """Open a notebook in a workspace of its own; return a CSS selector for its panel."""
     workspace = notebook.split("_")[0]
-    page.goto(f"{url}/lab/workspaces/nb{workspace}/tree/notebooks/{notebook}?token={token}", wait_until="domcontentloaded")
+    page.goto(f"{url}/lab/workspaces/nb{workspace}/tree/{notebook}?token={token}", wait_until="domcontentloaded")
     page.wait_for_function("""(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                                           return w && w.sessionContext && w.context && w.context.path.endsWith(name)
                                                  && w.content.widgets.length > 0; }""",
@@ -229,9 +225,41 @@ def _settled_src(page, img, quiet_s: float = 2.0, timeout_s: float = 90) -> str:
     raise AssertionError("the plot never settled")
 
 
+def _write_notebook(course: Path, name: str, cells: list[str]) -> str:
+    """A small notebook of these code cells in the course's notebooks/ folder; returns its name."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src.strip()) for src in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, course / "notebooks" / name)
+    return name
+
+
 def _shot(page, name):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name))
+
+
+def test_the_first_screen_is_where_a_learner_starts(lab, page):
+    """What `make lab` opens: notebook 01, no news or update prompt, a file browser of the three notebooks
+    (the maintainers' src/ hidden) with their whole names readable."""
+    url, token, _ = lab
+    page.goto(f"{url}/?token={token}", wait_until="domcontentloaded")  # the address the server prints leads here
+    page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                                      return w && w.context && w.context.path === '01_how_models_learn.ipynb'; }""",
+                           timeout=120_000)
+    names = page.locator(".jp-DirListing-item .jp-DirListing-itemText")
+    page.wait_for_function("() => document.querySelectorAll('.jp-DirListing-item').length > 0")
+    page.wait_for_timeout(3000)  # a news question, had there been one, pops up after start
+    _shot(page, "first-screen.png")
+    listed = sorted(n.strip() for n in names.all_inner_texts())
+    assert listed == ["01_how_models_learn.ipynb", "02_lora.ipynb", "03_fine_tuning_lab.ipynb"], listed
+    cut = page.evaluate("""() => [...document.querySelectorAll('.jp-DirListing-itemText span')]
+                              .filter(s => s.scrollWidth > s.clientWidth + 1).map(s => s.textContent)""")
+    assert cut == [], f"names cut off in the file browser: {cut}"
+    body = page.locator("body").inner_text()
+    assert "news" not in body.lower() and "Launcher" not in page.locator(".lm-TabBar-tabLabel").all_inner_texts()
 
 
 def test_notebook01_learning_rate_slider_redraws(lab, page):
@@ -356,15 +384,8 @@ asker = ask_your_model(model, adapter, max_new_tokens=8)
 
 
 def test_ask_your_model_widget_answers_a_typed_question_twice(lab, page):
-    import nbformat
-
     url, token, course = lab
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src.strip()) for src in ASK_CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, course / "notebooks" / "ask_check.ipynb")
-
-    panel = _run_all(page, url, token, "ask_check.ipynb")
+    panel = _run_all(page, url, token, _write_notebook(course, "ask_check.ipynb", ASK_CELLS))
 
     widget = page.locator(f"{panel} .jp-OutputArea-output").filter(has=page.locator("textarea")).last
     widget.scroll_into_view_if_needed()
@@ -387,3 +408,4 @@ def test_ask_your_model_widget_answers_a_typed_question_twice(lab, page):
     verdicts = [v.strip() for v in answers.locator(".ftlab-verdict").all_inner_texts()]
     assert len(verdicts) == 2 and all(v in ("✅ right", "❌ wrong") for v in verdicts), verdicts
     assert "expected: 8" in " ".join(text.split())
+
