@@ -408,4 +408,3 @@ def test_ask_your_model_widget_answers_a_typed_question_twice(lab, page):
     verdicts = [v.strip() for v in answers.locator(".ftlab-verdict").all_inner_texts()]
     assert len(verdicts) == 2 and all(v in ("✅ right", "❌ wrong") for v in verdicts), verdicts
     assert "expected: 8" in " ".join(text.split())
-
