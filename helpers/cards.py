@@ -14,23 +14,30 @@ from . import diagnosis, scoring
 from .data import ANS_RE
 from .view import badge, table, text_table
 
-# evidence keys as a learner reads them (diagnose --json keeps the short names)
+# the evidence a learner can read off the plot, in the card's words (losses, steps, shares); the rules' internal
+# figures (straight-line projections, a t-statistic) stay in `diagnose --json` and Diagnosis.evidence only
 EVIDENCE_LABELS = {
     "train_first": "first logged train loss", "train_lowest": "lowest logged train loss", "train_lowest_step": "… at step",
     "train_last": "last logged train loss",
     "train_start": "train loss at the start (for the rule)", "train_min": "train loss minimum (smoothed)",
     "train_min_step": "… at step", "train_end": "train loss at the end (smoothed)",
-    "train_drop": "train loss fell by (fraction of start)", "train_gave_back": "share of the fall given back",
-    "train_tail_share": "share of the train fall in the second half", "train_tail_t": "t-statistic of the late train slope",
-    "train_next_run_change": "projected train change over a run as long again",
-    "eval_first": "eval loss at the first evaluation", "eval_min": "eval loss minimum", "eval_min_step": "… at step",
-    "eval_last": "eval loss at the last evaluation", "eval_last_step": "… at step",
+    "train_drop": "train loss fell by", "train_gave_back": "share of the fall given back",
+    "train_tail_share": "share of the train fall in the second half",
+    "eval_first": "eval loss at the first evaluation", "eval_first_step": "… at step", "eval_min": "eval loss minimum",
+    "eval_min_step": "… at step", "eval_last": "eval loss at the last evaluation", "eval_last_step": "… at step",
     "eval_tolerance": "\"at the minimum\" tolerance", "eval_tail_share": "share of the eval fall in the second half",
-    "eval_next_run_change": "projected eval change over a run as long again",
-    "smoothing_window": "smoothing window (points)", "time_axis": "time measured in",
-    "n_train": "train points", "n_eval": "eval points", "last_step": "last step", "max_steps": "planned steps",
-    "best_model_checkpoint": "best checkpoint",
+    "time_axis": "time measured in", "n_train": "train points", "n_eval": "eval points", "last_step": "last step",
+    "max_steps": "planned steps", "best_model_checkpoint": "best checkpoint",
 }
+SHARES = {"train_drop", "train_gave_back", "train_tail_share", "eval_tail_share"}  # shown as percentages
+
+
+def _evidence_value(key: str, value) -> str:
+    if value is None:
+        return "none"
+    if key in SHARES and isinstance(value, (int, float)):
+        return f"{value:.0%}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class DiagnosisCard(diagnosis.Diagnosis):
@@ -50,8 +57,8 @@ class DiagnosisCard(diagnosis.Diagnosis):
     def _repr_html_(self) -> str:
         e = html.escape
         row = "<tr><th style='text-align:left;padding:2px 10px 2px 0;vertical-align:top'>{}</th><td>{}</td></tr>"
-        evidence = [(EVIDENCE_LABELS.get(k, k), v if isinstance(v, str) else json.dumps(v))
-                    for k, v in self.to_dict()["evidence"].items()]
+        evidence = [(EVIDENCE_LABELS[k], _evidence_value(k, v)) for k, v in self.to_dict()["evidence"].items()
+                    if k in EVIDENCE_LABELS]
         notes = "".join(f"<li>{e(n)}</li>" for n in self.notes)
         return ("<div class='ftlab-diagnosis' style='border:1px solid #ccc;border-radius:6px;padding:8px 12px;"
                 "max-width:720px;font-family:sans-serif'><table style='border-collapse:collapse'>"

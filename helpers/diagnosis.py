@@ -31,7 +31,9 @@ How `diagnose` decides, in order (the numbers are the constants below):
    "The second half of the run" is measured in learning done, not in steps, when the log
    has the learning rate: ms-swift's cosine schedule shrinks the learning rate towards zero,
    so every curve flattens at the end in steps, even one that has far to go. Against the
-   cumulative learning rate an underfitting curve stays a straight line.
+   cumulative learning rate an underfitting curve stays a straight line. An evaluation before
+   the first step (step 0) is left out of this rule: it shows where the model started, and the
+   big fall of the first steps, which every run makes, would make any later fall look small.
 5. Otherwise converged.
 
 Training loss is noisy (one batch per logged point), so it is smoothed first with a centred
@@ -118,7 +120,8 @@ class Diagnosis:
             parts.append(f"train loss {_f(ev['train_first'])} at the start → lowest {_f(ev['train_lowest'])} "
                          f"(step {ev['train_lowest_step']}) → {_f(ev['train_last'])} at step {ev['last_step']}")
         if ev.get("eval_first") is not None:
-            parts.append(f"eval loss {_f(ev['eval_first'])} at the first evaluation → lowest {_f(ev['eval_min'])} "
+            first = "before training (step 0)" if ev.get("eval_first_step") == 0 else "at the first evaluation"
+            parts.append(f"eval loss {_f(ev['eval_first'])} {first} → lowest {_f(ev['eval_min'])} "
                          f"(step {ev['eval_min_step']}) → {_f(ev['eval_last'])} at step {ev['eval_last_step']}")
         return "; ".join(parts) or "no curve yet"
 
@@ -251,7 +254,7 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
     gained = start - low
     gave_back = (end - low) / gained if gained > 0 else 0.0
     lr = list(lr or ())
-    ev["time_axis"] = "learning-rate progress" if len(lr) >= 2 else "steps"
+    ev["time_axis"] = "learning done (the learning rate added up)" if len(lr) >= 2 else "steps"
     change, t_next, t_stat = _tail_trend(progress(t_steps, lr), t_loss, MIN_TRAIN_POINTS)
     t_share = -change / gained if gained > 0 else 0.0
     train_falling = (t_share >= STILL_FALLING and -t_next > _tolerance(end)
@@ -272,12 +275,16 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
         j_min = int(esm.argmin())
         e_first, e_min, e_last = float(esm[0]), float(esm[j_min]), float(esm[-1])
         tol = _tolerance(e_min)
-        e_gained = e_first - e_min
-        e_change, e_next, _ = _tail_trend(progress(e_steps, lr), esm, 2) if has_eval else (0.0, 0.0, 0.0)
+        # "still falling" is measured on the evaluations made during training: an evaluation before the first
+        # step (--eval_on_start) shows where the model started, and the first steps' big fall from there, which
+        # every run makes, would make any later fall look small
+        k = 1 if e_steps[0] == 0 and len(e_loss) >= 3 else 0
+        e_gained = float(esm[k]) - e_min
+        e_change, e_next, _ = _tail_trend(progress(e_steps[k:], lr), esm[k:], 2) if has_eval else (0.0, 0.0, 0.0)
         e_share = -e_change / e_gained if e_gained > 0 else 0.0
         eval_falling = e_share >= STILL_FALLING and -e_next > tol and j_min >= len(e_loss) - LATE_MIN_EVALS
-        ev.update(eval_first=e_first, eval_min=e_min, eval_min_step=int(e_steps[j_min]), eval_last=e_last,
-                  eval_last_step=int(e_steps[-1]), eval_tolerance=tol, eval_tail_share=e_share,
+        ev.update(eval_first=e_first, eval_first_step=int(e_steps[0]), eval_min=e_min, eval_min_step=int(e_steps[j_min]),
+                  eval_last=e_last, eval_last_step=int(e_steps[-1]), eval_tolerance=tol, eval_tail_share=e_share,
                   eval_next_run_change=e_next)
     if not len(e_loss):
         notes.append(NO_EVAL_NOTE)

@@ -206,7 +206,7 @@ def is_run(obj) -> bool:
 def judge(train, evals, info: dict, interrupted: bool) -> DiagnosisCard:
     d = diagnosis.diagnose(train, evals, max_steps=info["max_steps"], interrupted=interrupted,
                            lr=info["learning_rate"], last_step=info["last_step"])
-    best = info["best_model_checkpoint"]
+    best = info["best_model_checkpoint"] if d.state != "failed" else None  # a failed run has nothing to offer
     d.evidence["best_model_checkpoint"] = Path(best).name if best else None  # a folder name, no machine paths
     return DiagnosisCard.of(d)
 

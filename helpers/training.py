@@ -142,6 +142,8 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     resume_ckpt = _resume_checkpoint(resume_from, track) if resume_from is not None else None
     if resume_ckpt is not None:
         extra["resume_from_checkpoint"] = paths.arg_path(resume_ckpt)
+    elif val_path is not None:  # an eval loss before the first step: the curve starts where the model started
+        extra.setdefault("eval_on_start", True)
     env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
     if env or os.environ.get("NNODES"):  # several machines: swift's torchrun launch reads these too; print them
         env.update({k: os.environ[k] for k in swift_runner.MULTI_NODE_ENV if os.environ.get(k)})

@@ -101,7 +101,7 @@ def test_cosine_schedule_flattens_in_steps_but_not_in_learning_done():
     train, ev, lr = curves("underfitting")
     assert diagnose(train, ev).state == "converged"  # judged in steps, the end looks flat ...
     d = diagnose(train, ev, lr=lr)  # ... against the learning rate spent it is a straight line
-    assert d.state == "underfitting" and d.evidence["time_axis"] == "learning-rate progress"
+    assert d.state == "underfitting" and d.evidence["time_axis"] == "learning done (the learning rate added up)"
 
 
 def test_constant_lr_underfitting_in_steps():
@@ -366,3 +366,34 @@ def test_a_continued_run_starts_with_the_history_of_the_run_it_continued(tmp_pat
     assert info["resumed_at"] == 20 and info["max_steps"] == 50
     assert not info["finished"]  # the earlier run's summary lines are not part of the history
     assert diagnose_log(child).evidence["train_first"] == train[0][1]  # judged from step 1, not from step 25
+
+
+@pytest.mark.parametrize("state", ["converged", "underfitting", "overfitting"])
+def test_an_evaluation_before_training_shows_the_start_and_leaves_the_states_alone(state):
+    train, ev, lr = curves(state)
+    before = diagnose(train, ev, lr=lr)
+    d = diagnose(train, [(0, 1.6), *ev], lr=lr)  # --eval_on_start: the untrained model's eval loss at step 0
+    assert d.state == before.state == state, d.reason
+    assert d.evidence["eval_first_step"] == 0 and d.evidence["eval_first"] == 1.6
+    assert "eval loss 1.6 before training (step 0)" in d.observation()
+    # the share of the fall still to come is measured on the evaluations made during training
+    assert d.evidence["eval_tail_share"] == pytest.approx(before.evidence["eval_tail_share"])
+
+
+def test_a_failed_run_offers_no_best_checkpoint(tmp_path):
+    train, ev, _ = curves("failed")
+    (tmp_path / "logging.jsonl").write_text(swift_log(train, ev, 35))  # swift names a best checkpoint all the same
+    card = diagnose_log(tmp_path)
+    assert card.state == "failed" and card.evidence["best_model_checkpoint"] is None
+    assert "best checkpoint</td><td>none" in card._repr_html_()
+    # with an evaluation before training, the explosion shows in the eval curve too
+    assert "eval loss also ended above its start (1.52 → 11)" in diagnose(train, [(0, 1.52), *ev]).reason
+
+
+def test_the_card_shows_readable_numbers_only():
+    train, ev, lr = curves("underfitting", 0.02, 1)
+    card = DiagnosisCard.of(diagnose(train, ev, lr=lr))
+    html = card._repr_html_()
+    assert "projected" not in html and "t-statistic" not in html
+    share = card.evidence["eval_tail_share"]
+    assert f"<td>{share:.0%}</td>" in html and "learning done (the learning rate added up)" in html

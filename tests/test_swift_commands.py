@@ -79,3 +79,32 @@ def test_printed_command_quotes_awkward_paths():
 def test_multi_gpu_env_is_shown_in_the_command():
     text = swift_runner.printable("sft", ["--deepspeed", "zero2"], {"NPROC_PER_NODE": "4"})
     assert text.startswith("NPROC_PER_NODE=4 swift sft") and "--deepspeed zero2" in text
+
+
+@pytest.mark.parametrize("track", ["cpu", "ci"])
+def test_experiment_5_goes_on_down_experiment_4s_learning_rate(track):
+    """Experiment 4 is the first of two epochs; experiment 5 resumes it with swift's default schedule over both.
+    The learning rates transformers computes for the two schedules agree step by step: no warm restart."""
+    import json
+
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    exp4, exp5 = (e.params for e in tracks.experiments(track)[3:5])
+    assert exp5["resume_from"] == "exp4" and "lr_scheduler_kwargs" not in exp5
+    assert exp5["num_train_epochs"] == 2 * exp4["num_train_epochs"]
+
+    def rates(steps, **kwargs):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        sched = get_cosine_schedule_with_warmup(opt, 0, steps, **kwargs)
+        out = []
+        for _ in range(steps):
+            out.append(sched.get_last_lr()[0])
+            opt.step()
+            sched.step()
+        return out
+
+    first = rates(125, **json.loads(exp4["lr_scheduler_kwargs"]))
+    both = rates(250)
+    assert first == pytest.approx(both[:125], abs=1e-12)
+    assert both[125] < first[-1] and both[-1] < 1e-4  # experiment 5 carries on falling, to about zero

@@ -48,12 +48,13 @@ while proc.poll() is None:
     time.sleep(0.2)
 watch(run, proc, show=False)
 d = run.diagnosis
+_, evals, _ = run.curves()
 merged = merge(run, show=False)
 again = merge(run, show=False)
 answer = exam(merged, DATA_DIR / "demo.jsonl", max_new_tokens=16, save_to=False, progress=False).items[0].response
 print(json.dumps({"live": live, "status": run.status, "state": d.state, "dir": str(run.run_dir),
                   "best": str(run.best_checkpoint), "last": str(run.last_checkpoint), "merged": str(merged),
-                  "again": str(again), "answer": answer, "command": run.command}))
+                  "again": str(again), "answer": answer, "command": run.command, "first_eval_step": evals[0][0]}))
 """
 
 
@@ -71,6 +72,8 @@ def test_train_live_diagnose_merge_answer(course):
     assert r["merged"] == r["again"] and (Path(r["merged"]) / "ftlab_merge.json").is_file()
     assert r["answer"].strip()
     assert "--output_dir output/ci/" in r["command"]  # relative to the course folder: no machine paths
+    # a fresh run with a validation set is evaluated before its first step, so its eval curve starts at the start
+    assert "--eval_on_start true" in r["command"] and r["first_eval_step"] == 0
     meta = json.loads((run_dir / "ftlab_run.json").read_text())
     assert meta["status"] == "finished" and meta["versions"]["ms-swift"]
 
