@@ -35,7 +35,7 @@ _API = {
     "sft": "training", "stop": "training", "Run": "history", "runs": "history", "compare_runs": "history",
     "diagnose": "diagnosis", "diagnose_log": "history", "thresholds_table": "cards",
     # exams
-    "exam": "exams", "compare_exams": "exams", "misses": "exams", "over_credit_example": "exams",
+    "exam": "exams", "compare_exams": "exams", "misses": "exams", "wording_split": "exams", "over_credit_example": "exams",
     "ExamResult": "scoring",
     # after training
     "merge": "merging", "ask_your_model": "ask", "prompt_row": "data",

@@ -71,24 +71,27 @@ class DiagnosisCard(diagnosis.Diagnosis):
 
 
 def thresholds_table() -> str:
-    """The diagnosis thresholds as a markdown table, for the notebook."""
+    """The diagnosis rules in plain words, as a markdown table, with the exact rules folded under it."""
     d = diagnosis
+    tol = f"{d.EVAL_REL_TOL:.0%} of its lowest value or {d.EVAL_ABS_TOL}, whichever is larger"
     rows = [
-        ("smoothing", f"centred rolling median over {d.SMOOTH_FRACTION:.0%} of the points"
-                      f" (at least {d.MIN_TRAIN_WINDOW} for train loss)"),
-        ("failed", f"NaN/inf loss, or final train loss not ≥ {d.FAILED_MIN_DROP:.0%} below the start,"
-                   f" or it climbed back by ≥ {d.FAILED_GIVE_BACK:.0%} of its improvement"),
-        ("overfitting", f"last eval loss > eval minimum + max({d.EVAL_REL_TOL:.0%} of it, {d.EVAL_ABS_TOL}),"
-                        " minimum not at the end"),
-        ("underfitting", f"the second half of the run (in learning-rate progress) still carries"
-                         f" ≥ {d.STILL_FALLING:.0%} of the eval loss's total drop, a run as long again"
-                         " would lower it by more than the tolerance, and its minimum is one of the last"
-                         f" {d.LATE_MIN_EVALS} evaluations (train loss when no eval)"),
-        ("converged", "train loss fell, eval flat within tolerance of its minimum"),
-        ("too few points", f"< {d.MIN_TRAIN_POINTS} train points → unknown;"
-                           f" < {d.FEW_EVAL_POINTS} eval points → low confidence"),
+        ("first, smooth", "a training loss comes from one batch and jumps about, so each point is replaced by the "
+                          f"middle value of its neighbours (about {d.SMOOTH_FRACTION:.0%} of the points, at least "
+                          f"{d.MIN_TRAIN_WINDOW})"),
+        ("failed", f"the training loss ends less than {d.FAILED_MIN_DROP:.0%} below where it started, or it "
+                   f"climbed back by {d.FAILED_GIVE_BACK:.0%} or more of what it had gained, or it became NaN"),
+        ("overfitting", f"the eval loss ends higher than its lowest point by more than {tol}"),
+        ("underfitting", f"the eval loss is still falling at the end: at least {d.STILL_FALLING:.0%} of its fall "
+                         "came in the second half of the learning, more fall is in sight than that tolerance, and "
+                         f"its lowest point is one of the last {d.LATE_MIN_EVALS} evaluations"),
+        ("converged", "none of these: the training loss fell, and the eval loss has flattened near its lowest point"),
+        ("too short to tell", f"fewer than {d.MIN_TRAIN_POINTS} training points: unknown; fewer than "
+                              f"{d.FEW_EVAL_POINTS} evaluations: the card says it is unsure"),
     ]
-    return "\n".join(["| rule | threshold |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+    # markdown ends an HTML block at a blank line, except a <pre> block, which runs to </pre>
+    exact = f"<pre style='white-space:pre-wrap;font-size:85%'>{html.escape(d.THRESHOLDS_DOC)}</pre>"
+    return "\n".join(["| state | when the helper says it |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+                     + ["", "<details><summary>the exact rules</summary>", "", exact, "", "</details>"])
 
 
 # ---------------------------------------------------------------- exams
@@ -113,8 +116,10 @@ class ExamReport(scoring.ExamResult):
     """An exam result that Jupyter shows as its per-question table."""
 
     def _repr_html_(self) -> str:
-        rows = [(k, html.escape(i.question), html.escape(i.expected), answer_html(i.response), verdict(i))
-                for k, i in enumerate(self.items, 1)]
+        limit = self.settings.get("max_new_tokens")
+        cut = f"<p><i>… (cut off at {limit} tokens)</i></p>" if limit else "<p><i>… (cut off)</i></p>"
+        rows = [(k, html.escape(i.question), html.escape(i.expected), answer_html(i.response) + (cut if i.cut else ""),
+                 verdict(i)) for k, i in enumerate(self.items, 1)]
         return (f"<p><b>{html.escape(self.summary())}</b></p>"
                 + table(rows, ["#", "question", "expected", "model answer", "verdict"], raw=True))
 

@@ -20,16 +20,59 @@ def _in_notebook() -> bool:
         return False
 
 
+def log_loss_axis(ax, values) -> None:
+    """Loss on a log scale when every value is positive: the small late changes of a long run stay visible
+    (on a linear axis the tail of an underfitting run looks flat). Tick labels are plain numbers (0.05, 0.1, 1)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if not values or min(values) <= 0:
+        ax.set_ylabel("loss")
+        return
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("loss (log scale)")
+
+
+def lr_points(lr) -> list:
+    """The points a log axis can draw: the schedule's last step, at exactly 0, is left out."""
+    return [(s, v) for s, v in lr or () if v and v > 0]
+
+
+def draw_lr(ax, lr) -> None:
+    """The learning rate swift used at each logged step (its schedule lowers it as training goes on), on a log
+    scale so that 0.1 and 5e-5 fit one panel."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lr = lr_points(lr)
+    if lr:
+        ax.plot(*zip(*lr), "-", color="0.35", lw=1.2)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(numticks=4))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-")))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("learning\nrate", fontsize=8)
+    ax.set_xlabel("training step")
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def figure(size=(7, 4.4)):
+    """A loss panel above a narrow learning-rate panel, sharing the step axis."""
+    fig, (ax, lr_ax) = plt.subplots(2, 1, figsize=size, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    return fig, ax, lr_ax
+
+
 def draw(ax, train, evals, title: str = "", label: str = "", color=None) -> None:
     if train:
         ax.plot(*zip(*train), "-", color=color, lw=1.6, label=f"{label} train loss".strip())
     if evals:
         ax.plot(*zip(*evals), "o--", color=color or "C1", lw=1.2, ms=4, label=f"{label} eval loss".strip())
-    ax.set_xlabel("training step")
-    ax.set_ylabel("loss")
+    log_loss_axis(ax, [v for _, v in [*train, *evals] if v == v])
     if title:
         ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="major")
     if train or evals:
         ax.legend(fontsize=8)
 
@@ -42,22 +85,25 @@ class LiveCurves:
 
     def __init__(self, title: str):
         self.title = title
-        self.fig, self.ax = plt.subplots(figsize=(7, 3.6))
+        self.fig, self.ax, self.lr_ax = figure()
         self.handle = None
         self.points = 0
         if _in_notebook():
             from IPython.display import display
 
             draw(self.ax, [], [], title)
+            draw_lr(self.lr_ax, [])
             self.handle = display(self.fig, display_id=True)
 
-    def update(self, train, evals, subtitle: str = "") -> None:
+    def update(self, train, evals, subtitle: str = "", lr=()) -> None:
         n = len(train) + len(evals)
         if n == self.points:
             return
         self.points = n
         self.ax.clear()
+        self.lr_ax.clear()
         draw(self.ax, train, evals, f"{self.title}\n{subtitle}" if subtitle else self.title)
+        draw_lr(self.lr_ax, list(lr))
         self.fig.tight_layout()
         if self.handle is not None:
             self.handle.update(self.fig)
@@ -109,20 +155,35 @@ class Progress:
             self.handle.update({"text/plain": self._line()}, raw=True)
 
 
+MARKERS = "os^Dvx<>"
+
+
 def overlay(curves: list[dict], title: str = "All experiments"):
-    """One chart for many runs: `curves` items have label, train, eval, state. Returns the figure."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    """One chart for many runs: `curves` items have label, train, eval, state, and optionally lr and from_step
+    (a run that continued another is drawn from the step it took over, so the run it continued stays visible).
+    Each run has its own colour and eval marker. Returns the figure."""
+    fig, ax, lr_ax = figure((8, 5.2))
+    values, lrs = [], []
     for i, c in enumerate(curves):
-        color = f"C{i}"
-        if c["train"]:
-            ax.plot(*zip(*c["train"]), "-", color=color, lw=1.4, label=f"{c['label']} — train ({c['state']})")
-        if c["eval"]:
-            ax.plot(*zip(*c["eval"]), "o--", color=color, lw=1, ms=3, label=f"{c['label']} — eval")
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("loss (log scale)")
+        color, start = f"C{i}", c.get("from_step") or 0
+        train = [p for p in c["train"] if p[0] >= start]
+        evals = [p for p in c["eval"] if p[0] >= start]
+        values += [v for _, v in [*train, *evals] if v == v]
+        if train:
+            ax.plot(*zip(*train), "-", color=color, lw=1.4, label=f"{c['label']} — train ({c['state']})")
+        if evals:
+            ax.plot(*zip(*evals), f"{MARKERS[i % len(MARKERS)]}--", color=color, lw=1, ms=4,
+                    label=f"{c['label']} — eval")
+        lr = [p for p in lr_points(c.get("lr")) if p[0] >= start]
+        lrs += lr
+        if lr:
+            lr_ax.plot(*zip(*lr), "-", color=color, lw=1.2)
+    log_loss_axis(ax, values)
     ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(fontsize=7, loc="upper right", ncol=2)
+    draw_lr(lr_ax, [])
+    if lrs:
+        lr_ax.set_yscale("log")
     fig.tight_layout()
     return fig

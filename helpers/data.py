@@ -56,6 +56,12 @@ def question_of(row: dict) -> str:
     return user.split(QUESTION_MARK, 1)[1].strip() if QUESTION_MARK in user else user.strip()
 
 
+def wording(question: str) -> str:
+    """A question with its numbers masked ("A field of 18 m …" → "A field of # m …"): two questions with the same
+    wording are the same exercise with other numbers."""
+    return re.sub(r"\d+(?:[.,/]\d+)*", "#", " ".join(question.split()))
+
+
 def expected_answer(row: dict) -> str:
     """N from the last `{{ans:N}}` of the assistant turn ('' when there is none)."""
     tags = ANS_RE.findall(turn(row, "assistant"))

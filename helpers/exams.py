@@ -44,9 +44,9 @@ def _rows_for(dataset, limit):
     return data.read_rows(dataset)[:limit]
 
 
-def _scored(rows, responses, loaded, dataset, start, settings) -> ExamReport:
-    return scoring.score_responses(rows, responses, ExamReport, model=loaded.label, dataset=paths.short(dataset),
-                                   seconds=time.time() - start, settings=settings)
+def _scored(rows, responses, loaded, dataset, start, settings, cut=None) -> ExamReport:
+    return scoring.score_responses(rows, responses, ExamReport, cut=cut, model=loaded.label,
+                                   dataset=paths.short(dataset), seconds=time.time() - start, settings=settings)
 
 
 def exam(model_or_run, dataset, batch_size: int = 32, max_new_tokens: int = 256, save_to=None,
@@ -64,18 +64,20 @@ def exam(model_or_run, dataset, batch_size: int = 32, max_new_tokens: int = 256,
     prompts = [inference.encode_prompt(loaded.template, r) for r in rows]
     order = sorted(range(len(rows)), key=lambda k: len(prompts[k]))  # similar lengths share a batch
     responses: list[str] = [""] * len(rows)
+    cut = [False] * len(rows)
     start = time.time()
     bar = Progress(f"exam {dataset.stem}", total=len(rows), unit="q", disable=not progress)
     with inference.threads(threads):
         for b in range(0, len(order), batch_size):
             chunk = order[b:b + batch_size]
-            for k, text in zip(chunk, inference.generate(loaded, [prompts[k] for k in chunk], max_new_tokens)):
-                responses[k] = text
+            for k, (text, ended) in zip(chunk, inference.generate_ends(loaded, [prompts[k] for k in chunk],
+                                                                      max_new_tokens)):
+                responses[k], cut[k] = text, ended
             bar.update(b + len(chunk))
     bar.close()
     result = _scored(rows, responses, loaded, dataset, start,
                      {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "device": inference.device(),
-                      "limit": limit, "threads": threads or "auto"})
+                      "limit": limit, "threads": threads or "auto"}, cut)
     if save_to is not False:
         save(result, Path(save_to) if save_to else loaded.home / f"exam-{dataset.stem}.json")
     return result
@@ -98,6 +100,31 @@ def lesson_loop_exam(model_or_run, dataset, max_new_tokens: int = 256, limit: in
 def compare_exams(base: scoring.ExamResult, tuned: scoring.ExamResult) -> ExamComparison:
     """Base model vs fine-tuned model on the same exam: scores side by side and per-question verdicts."""
     return ExamComparison(base, tuned)
+
+
+def wording_split(base: scoring.ExamResult, tuned: scoring.ExamResult, train="train_1k") -> str:
+    """What was learned, told apart: exam questions whose wording (numbers masked) is a training question's, so
+    the same exercise with new numbers, and questions worded unlike any training row. Markdown table of how
+    many there are of each and how the two models score on them (strict and last-number rules)."""
+    compare_exams(base, tuned)  # the same questions, in the same order
+    seen = {data.wording(data.question_of(r)) for r in data.read_rows(data.resolve_dataset(train))}
+    groups = {"same wording as a training question, new numbers": [], "new wording": []}
+    for b, t in zip(base.items, tuned.items):
+        groups["same wording as a training question, new numbers" if data.wording(b.question) in seen
+               else "new wording"].append((b, t))
+    lines = ["| exam questions | how many | base: strict / last number | fine-tuned: strict / last number |",
+             "|---|---|---|---|"]
+    for name, pairs in groups.items():
+        if not pairs:
+            continue
+
+        def pct(items, rule):
+            return round(100 * sum(getattr(i, rule) for i in items) / len(items))
+
+        b, t = [p[0] for p in pairs], [p[1] for p in pairs]
+        lines.append(f"| {name} | {len(pairs)} | {pct(b, 'strict')} / {pct(b, 'last_number')} % "
+                     f"| {pct(t, 'strict')} / {pct(t, 'last_number')} % |")
+    return "\n".join(lines)
 
 
 def misses(result: scoring.ExamResult, dataset) -> str:

@@ -250,8 +250,9 @@ def compare_runs(items: list[Run], title: str = "All experiments on one chart"):
 
     curves = []
     for r in items:
-        train, evals, _ = r.curves()
-        curves.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state})
+        train, evals, info = r.curves()
+        curves.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state,
+                       "lr": info["learning_rate"], "from_step": info["resumed_at"]})
     fig = overlay(curves, title)
     display(fig)
     plt.close(fig)

@@ -139,6 +139,11 @@ def _stop_ids(loaded: Loaded) -> list[int]:
 
 def generate(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
     """Greedy answers for same-batch prompts, padded on the left so every answer starts at one column."""
+    return [text for text, _ in generate_ends(loaded, prompts, max_new_tokens)]
+
+
+def generate_ends(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int) -> list[tuple[str, bool]]:
+    """(answer, cut) per prompt: `cut` when the answer used every allowed token without ending by itself."""
     import torch
 
     stop = _stop_ids(loaded)
@@ -152,7 +157,9 @@ def generate(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int) -> l
         out = loaded.lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stop,
                                  temperature=None, top_p=None, top_k=None)
-    return [loaded.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    stops = set(stop)
+    return [(loaded.tokenizer.decode(row[width:], skip_special_tokens=True).strip(),
+             len(row) - width >= max_new_tokens and not stops & set(row[width:].tolist())) for row in out]
 
 
 def cpu_threads(sample_s: float = 0.3) -> int:

@@ -114,13 +114,14 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
     live = LiveCurves(f"{run.label} — RECORDING ({run.track} track)") if show else None
     budget = min(max_seconds, (times[-1] if times else 0) / speed) if speed and speed != float("inf") else 0
     shown_t, shown_e = [], []
+    lr = info["learning_rate"]
     for step, kind, value in points:
         (shown_t if kind == "t" else shown_e).append((step, value))
         if live and budget > 0:
-            live.update(shown_t, shown_e, f"replaying step {step}")
+            live.update(shown_t, shown_e, f"replaying step {step}", [p for p in lr if p[0] <= step])
             time.sleep(budget / max(1, len(points)))
     if live:
-        live.update(train, evals, f"recorded run, {run.params.get('train_rows')} rows, {info.get('max_steps')} steps")
+        live.update(train, evals, f"recorded run, {run.params.get('train_rows')} rows, {info.get('max_steps')} steps", lr)
         live.close()
         display(run.diagnosis)
     return run
@@ -157,9 +158,10 @@ class RecordedExams:
             setattr(self, k, v)
 
     def table(self) -> str:
-        rows = [(title, r.seed_score, r.strict_score, r.format_rate, f"{r.seconds:.0f}")
-                for key, title in EXAM_NAMES.items() if (r := self.results.get(key))]
-        return f"best run: {self.best_run}\n" + text_table(rows, ["", "seed", "strict", "format %", "seconds"])
+        rows = [(title, r.seed_score, r.strict_score, r.last_number_score, r.format_rate, r.cut_count,
+                 f"{r.seconds:.0f}") for key, title in EXAM_NAMES.items() if (r := self.results.get(key))]
+        return f"best run: {self.best_run}\n" + text_table(rows, ["", "seed", "strict", "last number", "format %",
+                                                                  "cut off", "seconds"])
 
 
 def recorded_exams(track: str = "cpu") -> RecordedExams:

@@ -43,6 +43,19 @@ def strict_correct(response: str, expected) -> bool:
     return got is not None and want is not None and got == want
 
 
+def last_number(response: str) -> Decimal | None:
+    """The last number written in the answer ("… = 54 m²." → 54), tagged or not."""
+    found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", response.translate(MINUS))
+    return _number(found[-1]) if found else None
+
+
+def last_number_correct(response: str, expected) -> bool:
+    """The third rule: is the last number in the answer N? It needs no tag, so it scores a base model's maths
+    apart from the answer format it was never taught (and a fine-tuned model by the same rule)."""
+    got, want = last_number(response), _number(str(expected))
+    return got is not None and want is not None and got == want
+
+
 def has_format(response: str) -> bool:
     """Does the answer end its reasoning the trained way: an `{{ans:X}}` tag holding a number?"""
     tag = tagged_answer(response)
@@ -57,6 +70,8 @@ class ExamItem:
     seed: float
     strict: bool
     format: bool
+    last_number: bool = False
+    cut: bool = False  # the answer used every allowed token without ending by itself
 
 
 @dataclass
@@ -81,13 +96,27 @@ class ExamResult:
         return round(100 * sum(i.strict for i in self.items) / self.n) if self.items else 0
 
     @property
+    def last_number_score(self) -> int:
+        return round(100 * sum(i.last_number for i in self.items) / self.n) if self.items else 0
+
+    @property
+    def cut_count(self) -> int:
+        return sum(i.cut for i in self.items)
+
+    @property
     def format_rate(self) -> int:
         return round(100 * sum(i.format for i in self.items) / self.n) if self.items else 0
 
     def summary(self) -> str:
         return (f"{self.model or 'model'} on {Path(self.dataset).name or 'exam'} ({self.n} question{'' if self.n == 1 else 's'}): "
-                f"seed score {self.seed_score}, strict score {self.strict_score}, "
-                f"{{{{ans:}}}} format {self.format_rate}%, {self.seconds:.0f} s")
+                f"seed score {self.seed_score}, strict score {self.strict_score}, last number {self.last_number_score}, "
+                f"{{{{ans:}}}} format {self.format_rate}%{self._cut_text()}, {self.seconds:.0f} s")
+
+    def _cut_text(self) -> str:
+        if not self.cut_count:
+            return ""
+        limit = self.settings.get("max_new_tokens")
+        return f", {self.cut_count} cut off" + (f" at {limit} tokens" if limit else "")
 
     def __str__(self) -> str:
         return self.summary()
@@ -97,23 +126,27 @@ class ExamResult:
     def to_json(self) -> dict:
         return {"model": self.model, "dataset": self.dataset, "seconds": round(self.seconds, 2),
                 "settings": self.settings, "seed_score": self.seed_score, "strict_score": self.strict_score,
-                "format_rate": self.format_rate, "n": self.n, "items": [asdict(i) for i in self.items]}
+                "last_number_score": self.last_number_score, "format_rate": self.format_rate, "cut": self.cut_count,
+                "n": self.n, "items": [asdict(i) for i in self.items]}
 
     @classmethod
     def from_json(cls, obj: dict):
-        return cls([ExamItem(**i) for i in obj["items"]], obj.get("model", ""), obj.get("dataset", ""),
-                   obj.get("seconds", 0.0), obj.get("settings", {}))
+        """A saved result; one saved before the last-number rule gets it from its answers."""
+        items = [ExamItem(**{"last_number": last_number_correct(i["response"], i["expected"]), **i})
+                 for i in obj["items"]]
+        return cls(items, obj.get("model", ""), obj.get("dataset", ""), obj.get("seconds", 0.0), obj.get("settings", {}))
 
 
-def score_responses(rows: list[dict], responses: list[str], result_type=ExamResult, **meta):
-    """Score answers given in data order against the rows' `{{ans:N}}`."""
+def score_responses(rows: list[dict], responses: list[str], result_type=ExamResult, cut=None, **meta):
+    """Score answers given in data order against the rows' `{{ans:N}}`; `cut` marks answers that hit the limit."""
     if len(rows) != len(responses):
         raise ValueError(f"{len(rows)} questions but {len(responses)} responses — fix: one response per row")
     items = []
-    for row, resp in zip(rows, responses):
+    for row, resp, was_cut in zip(rows, responses, cut or [False] * len(rows)):
         want = data.expected_answer(row)
         items.append(ExamItem(data.question_of(row), want, resp, seed_score(resp, want),
-                              strict_correct(resp, want), has_format(resp)))
+                              strict_correct(resp, want), has_format(resp), last_number_correct(resp, want),
+                              bool(was_cut)))
     return result_type(items, **meta)
 
 
@@ -130,7 +163,7 @@ class Comparison:
 
     def rows(self) -> list[tuple[str, int, int]]:
         return [(metric, getattr(self.base, metric), getattr(self.tuned, metric))
-                for metric in ("seed_score", "strict_score", "format_rate")]
+                for metric in ("seed_score", "strict_score", "last_number_score", "format_rate")]
 
 
 def _steps(text: str) -> list[str]:

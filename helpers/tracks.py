@@ -95,6 +95,11 @@ CI[3].update(FIRST_OF_TWO_EPOCHS)
 CI[4].update(num_train_epochs=2, resume_from="exp4")  # the cpu track's continuation, exercised
 
 
+# what a track changes besides the lesson's knobs that a learner should see: how much data, where it continues,
+# how its learning rate falls (the rest of a track's flags only make it faster)
+LESSON_EXTRAS = ("train_rows", "val_rows", "resume_from", "lr_scheduler_kwargs")
+
+
 @dataclass
 class Experiment:
     number: int
@@ -106,11 +111,15 @@ class Experiment:
     why: str = ""
 
     def _repr_html_(self) -> str:
-        keys = list(self.lesson) + [k for k in self.params if k not in self.lesson]
-        rows = [(k, self.lesson.get(k, ""), self.params.get(k, "")) for k in keys]
+        """The lesson's knobs beside this track's; the plumbing (speed flags, workers, logging) folded away."""
+        shown = list(self.lesson) + [k for k in LESSON_EXTRAS if k in self.params]
+        rows = [(k, self.lesson.get(k, ""), self.params.get(k, "")) for k in shown]
+        rest = [(k, self.params[k]) for k in self.params if k not in shown]
+        folded = (f"<details><summary>{len(rest)} more flags this track sets (speed and plumbing, not what is "
+                  "learned)</summary>" + table(rest, ["flag", "value"]) + "</details>") if rest else ""
         return (f"<b>Experiment {self.number}: {html.escape(self.title)}</b> — the lesson saw "
                 f"<i>{self.lesson_state}</i>." + table(rows, ["parameter", "lesson (gpu)", "this track"])
-                + f"<p>{html.escape(self.why)}</p>")
+                + f"<p>{html.escape(self.why)}</p>" + folded)
 
 
 def experiments(track: str | None = None) -> list[Experiment]:

@@ -207,7 +207,7 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
         seen = len(train) + len(evals)
         if live:
             last = f"step {train[-1][0]}: train {train[-1][1]:.3f}" if train else "waiting for the first log line"
-            live.update(train, evals, last + (f", eval {evals[-1][1]:.3f}" if evals else ""))
+            live.update(train, evals, last + (f", eval {evals[-1][1]:.3f}" if evals else ""), info["learning_rate"])
         if on_update:
             on_update(run, train, evals, info)
 
@@ -225,8 +225,8 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
         _CHILDREN.pop(run.run_dir, None)
         run.child = None
         if live:
-            train, evals, _ = run.curves()
-            live.update(train, evals, f"{run.status}")
+            train, evals, info = run.curves()
+            live.update(train, evals, f"{run.status}", info["learning_rate"])
             live.close()
     if show:
         _show_result(run)

@@ -245,9 +245,12 @@ def test_html_and_text_cards_are_deterministic():
 
 def test_thresholds_are_documented():
     table = thresholds_table()
-    assert table.startswith("| rule | threshold |")
-    for word in ("failed", "overfitting", "underfitting", "converged", "5%", "0.02"):
-        assert word in table
+    assert table.startswith("| state | when the helper says it |")
+    plain = table.partition("<details>")[0]
+    for word in ("failed", "overfitting", "underfitting", "converged", "5%", "0.02", "50%", "10%"):
+        assert word in plain
+    assert "median" not in plain and "progress" not in plain  # jargon stays in the folded exact rules
+    assert "rolling median" in table.partition("<details>")[2]
     assert "5 % below the starting loss" in diagnosis.THRESHOLDS_DOC
 
 

@@ -84,6 +84,24 @@ def test_html_table_escapes_text(result):
     assert page.count("<tr>") == 4
 
 
+@pytest.mark.parametrize("response,expected,ok", [
+    ("18 × 6 ÷ 2 = 54, so 54 × 14 = 756 kg.", "756", True),  # no tag needed
+    ("The answer is 756.\n\n{{ans:756}}", "756", True),
+    ("756 kg in all, from 54 m²", "756", False),  # the last number decides
+    ("a loss of −3", "-3", True), ("1,200 pages", "1200", True), ("no number", "5", False),
+])
+def test_last_number_rule(response, expected, ok):
+    assert sc.last_number_correct(response, expected) is ok
+
+
+def test_results_saved_before_the_last_number_rule_get_it_from_their_answers(result):
+    old = result.to_json()
+    for item in old["items"]:
+        del item["last_number"], item["cut"]
+    again = sc.ExamResult.from_json(old)
+    assert [i.last_number for i in again.items] == [False, True, False] and again.last_number_score == 33
+
+
 def test_compare(result):
     tuned = sc.score_responses([row("Q one", 78), row("Q two", 60), row("Q <three>", 5)],
                                ["{{ans:78}}", "{{ans:60}}", "{{ans:5}}"])
@@ -156,6 +174,16 @@ def test_tiny_real_exam_batched_equals_one_by_one(loaded, tmp_path):
     assert result.n == 2 and out.is_file() and all(i.response for i in result.items)
     loop = ex.lesson_loop_exam(None, DATA / "test.jsonl", limit=2, max_new_tokens=16, loaded=loaded)
     assert [i.response for i in loop.items] == [i.response for i in result.items]
+    # the base model explains at length: 16 tokens cut every answer off, and the table says so
+    assert [i.cut for i in result.items] == [True, True] and result.cut_count == 2
+    assert "2 cut off at 16 tokens" in result.summary()
+    assert result._repr_html_().count("(cut off at 16 tokens)") == 2
+
+
+def test_an_answer_that_ends_by_itself_is_not_cut(loaded):
+    prompt = inf.encode_prompt(loaded.template, {"messages": [{"role": "user", "content": "Say only: yes"}]})
+    (text, cut), = inf.generate_ends(loaded, [prompt], 200)
+    assert text and not cut
 
 
 def test_exam_threads_follow_what_other_processes_use_now():
@@ -198,3 +226,17 @@ def test_misses_names_the_first_wrong_step_and_why():
     assert "wrong formula" in sc.first_wrong_step("One part = 25 ÷ 8 = 3.", "One part = 25 ÷ 5 = 5.")[2]
     right = sc.ExamResult([sc.ExamItem(q[0], "78", "x\n\n{{ans:78}}", 1, True, True)])
     assert ex.misses(right, DATA / "test.jsonl") == "Every answer is right."
+
+
+def test_wording_split_tells_new_numbers_from_new_wording(tmp_path):
+    from helpers import data
+
+    assert data.wording("A field of 18 m by 6.5 m, 3/4 of it") == "A field of # m by # m, # of it"
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps(data.to_row("Tom has 3 apples and buys 4. How many?", "3 + 4 = 7\n\n{{ans:7}}")) + "\n")
+    rows = [row("Tom has 5 apples and buys 2. How many?", 7), row("A farm has 9 cows; 2 leave. How many stay?", 7)]
+    base = sc.score_responses(rows, ["I think 7", "Maybe 8"])
+    tuned = sc.score_responses(rows, ["{{ans:7}}", "9 - 2 = 7\n\n{{ans:7}}"])
+    table = ex.wording_split(base, tuned, train)
+    assert "| same wording as a training question, new numbers | 1 | 0 / 100 % | 100 / 100 % |" in table
+    assert "| new wording | 1 | 0 / 0 % | 100 / 100 % |" in table

@@ -51,10 +51,32 @@ def test_experiment_5_continues_experiment_4():
 
 def test_the_whole_recorded_notebook_run_is_documented():
     rec = json.loads((CPU / "notebook_run.json").read_text())
-    assert rec["command"].startswith("FTLAB_TRACK=cpu") and "record True" in rec["command"]
+    # the notebook found its track itself, as a learner's does: no FTLAB_TRACK, no track parameter
+    assert rec["command"].startswith("/usr/bin/time -v papermill") and "record True" in rec["command"]
+    assert "FTLAB_TRACK" not in rec["command"] and "track" not in rec["command"].split("(")[0]
+    assert rec["mode"] in ("bf16", "fp32")
     assert rec["versions"]["ms-swift"] and rec["hardware"] and rec["date"][:4].isdigit()
     assert 0 < rec["wall_time_s"] <= 20 * 60 and 0 < rec["peak_rss_largest_process_gib"] <= 8
     assert len(rec["cell_seconds"]) > 20 and all(c["seconds"] >= 0 for c in rec["cell_seconds"])
+
+
+def test_experiment_5_goes_on_down_experiment_4s_learning_rate():
+    """No warm restart: the learning rate falls monotonically over both experiments, to about zero."""
+    _, _, info4 = recordings.load_recording("cpu/exp4").curves()
+    _, _, info5 = recordings.load_recording("cpu/exp5").curves()
+    lr4 = [v for _, v in info4["learning_rate"]]
+    peak = tracks.CPU[3]["learning_rate"]
+    assert lr4[-1] > 0.4 * peak  # experiment 4 ends halfway down its schedule ...
+    own5 = [v for s, v in info5["learning_rate"] if s > info5["resumed_at"]]
+    assert own5[0] <= lr4[-1] and all(b <= a for a, b in zip(own5, own5[1:])) and own5[-1] < 0.01 * peak  # ... 5 goes on
+
+
+def test_fresh_runs_are_evaluated_before_their_first_step():
+    for name in ("exp1", "exp2", "exp3", "exp4"):
+        _, evals, _ = recordings.load_recording(f"cpu/{name}").curves()
+        assert evals[0][0] == 0, name
+    _, evals1, _ = recordings.load_recording("cpu/exp1").curves()
+    assert evals1[-1][1] > 3 * evals1[0][1]  # experiment 1's explosion shows in its eval curve
 
 
 def test_replay_draws_the_recording_and_returns_its_diagnosis():
@@ -77,3 +99,25 @@ def test_recorded_exams_show_the_fine_tuned_gain():
     assert rec.tuned_test.strict_score > rec.base_test.strict_score and rec.tuned_test.strict_score >= 20
     assert "fine-tuned, 100-question exam" in rec.table()
 
+
+
+def test_the_overlay_shows_every_run_its_learning_rate_and_a_continued_run_from_where_it_took_over():
+    import matplotlib.pyplot as plt
+
+    from helpers.curves import overlay
+
+    runs = [recordings.load_recording(f"cpu/exp{i}") for i in range(1, 6)]
+    curves = []
+    for r in runs:
+        train, evals, info = r.curves()
+        curves.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state,
+                       "lr": info["learning_rate"], "from_step": info["resumed_at"]})
+    fig = overlay(curves)
+    loss_ax, lr_ax = fig.axes
+    assert loss_ax.get_yscale() == "log" and len(lr_ax.lines) == 5
+    lines = {ln.get_label(): ln for ln in loss_ax.lines}
+    assert min(lines["exp5 — eval"].get_xdata()) >= curves[4]["from_step"] > 0  # exp4 is not drawn over
+    assert len({ln.get_marker() for ln in loss_ax.lines if "eval" in ln.get_label()}) == 5
+    labels = [t.get_text() for t in loss_ax.get_yticklabels() if t.get_text()]
+    assert labels and all("$" not in t for t in labels)  # plain numbers, no mathtext
+    plt.close(fig)

@@ -108,3 +108,14 @@ def test_experiment_5_goes_on_down_experiment_4s_learning_rate(track):
     both = rates(250)
     assert first == pytest.approx(both[:125], abs=1e-12)
     assert both[125] < first[-1] and both[-1] < 1e-4  # experiment 5 carries on falling, to about zero
+
+
+def test_the_experiment_table_shows_the_lessons_knobs_and_folds_the_plumbing():
+    exp4 = tracks.experiments("cpu")[3]
+    html = exp4._repr_html_()
+    shown, _, folded = html.partition("<details>")
+    for knob in ("learning_rate", "lora_rank", "num_train_epochs", "batch_size", "max_length", "eval_steps",
+                 "dataset", "train_rows" if "train_rows" in exp4.params else "lr_scheduler_kwargs"):
+        assert f"<td>{knob}</td>" in shown, knob
+    for plumbing in ("dataloader_num_workers", "gradient_checkpointing", "lora_dropout"):
+        assert plumbing in folded and plumbing not in shown, plumbing

@@ -7,7 +7,8 @@
 recorded outputs: no new recording is needed.)
 
 1. The previous recordings are moved (never deleted) to output/old-recordings/cpu-<time>/.
-2. papermill runs notebooks/03_fine_tuning_lab.ipynb top to bottom with `-p track cpu -p record True`,
+2. papermill runs notebooks/03_fine_tuning_lab.ipynb top to bottom with `-p record True`, letting the notebook
+   pick its track itself as a learner's does (this refuses to start where that is not the cpu track),
    under /usr/bin/time -v (peak memory of the largest process); the notebook's own `sft()` calls save
    each run under resources/recordings/cpu/.
 3. resources/recordings/cpu/notebook_run.json gets the command, date, hardware, versions, total wall
@@ -43,8 +44,17 @@ from helpers import environment, pace, paths, swiftlog  # noqa: E402
 NOTEBOOK = ROOT / "notebooks" / "03_fine_tuning_lab.ipynb"
 RECORDINGS = paths.COURSE_ROOT / "resources" / "recordings" / "cpu"
 OUT = paths.OUTPUT_DIR / "lab-cpu-record.ipynb"
-COMMAND = ["papermill", "notebooks/03_fine_tuning_lab.ipynb", "output/lab-cpu-record.ipynb", "-p", "track", "cpu",
-           "-p", "record", "True", "--cwd", "notebooks"]
+COMMAND = ["papermill", "notebooks/03_fine_tuning_lab.ipynb", "output/lab-cpu-record.ipynb", "-p", "record", "True",
+           "--cwd", "notebooks"]
+
+
+def check_track() -> None:
+    """The recording is the cpu track as the notebook finds it by itself: no FTLAB_TRACK, no track parameter."""
+    os.environ.pop(environment.TRACK_ENV, None)
+    found = environment.detect_track()
+    if found.name != "cpu":
+        raise SystemExit(f"this machine is on the {found.name} track ({found.reason}); a cpu-track recording needs "
+                         "a machine the notebook itself puts on the cpu track")
 
 
 def move_old_recordings() -> None:
@@ -59,7 +69,8 @@ def run_papermill(command: list[str] = COMMAND) -> tuple[float, float]:
     """(wall seconds, peak RSS of the largest process in GiB)."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
-    env = {**os.environ, "FTLAB_TRACK": "cpu", "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop(environment.TRACK_ENV, None)
     t0 = time.time()
     proc = subprocess.run(["/usr/bin/time", "-v", str(bindir / command[0]), *command[1:]], cwd=ROOT, env=env,
                           capture_output=True, text=True)
@@ -137,14 +148,13 @@ def timing_only() -> int:
     """Run the lab on the cpu track and time it; records nothing but the timing."""
     measured, before = measure_before()
     out = paths.OUTPUT_DIR / f"lab-cpu-timing-{measured.mode}.ipynb"
-    command = ["papermill", "notebooks/03_fine_tuning_lab.ipynb", paths.short(out), "-p", "track", "cpu", "--cwd",
-               "notebooks"]
+    command = ["papermill", "notebooks/03_fine_tuning_lab.ipynb", paths.short(out), "--cwd", "notebooks"]
     started = datetime.now(timezone.utc)
     wall, peak_gib = run_papermill(command)
     cells = cell_timings(json.loads(out.read_text(encoding="utf-8")))
     switch = f"{environment.CPU_BF16_ENV}=0 " if os.environ.get(environment.CPU_BF16_ENV) == "0" else ""
     entry = add_timing(started, wall, cells, measured, before,
-                       f"{switch}FTLAB_TRACK=cpu /usr/bin/time -v " + " ".join(command) + "  (tools/record_lab_run.py --timing-only)")
+                       f"{switch}/usr/bin/time -v " + " ".join(command) + "  (tools/record_lab_run.py --timing-only)")
     off = f" ({(before.seconds - wall) / wall:+.0%} off)" if before else ""
     print(f"swift's step in experiment 4: {entry['swift_step_s']} s; the measured step before the run: "
           f"{measured.train_step_s:.3f} s")
@@ -154,6 +164,7 @@ def timing_only() -> int:
 
 
 def main() -> int:
+    check_track()
     if "--timing-only" in sys.argv[1:]:
         return timing_only()
     if "--finish-only" in sys.argv[1:]:  # papermill already ran: store its output without running again
@@ -169,10 +180,11 @@ def main() -> int:
         nb = json.loads(OUT.read_text(encoding="utf-8"))
     timings = cell_timings(nb)
     if "--finish-only" not in sys.argv[1:]:
-        add_timing(started, wall, timings, measured, before, "FTLAB_TRACK=cpu /usr/bin/time -v " + " ".join(COMMAND))
+        add_timing(started, wall, timings, measured, before, "/usr/bin/time -v " + " ".join(COMMAND))
     summary = {
         "what": "notebooks/03_fine_tuning_lab.ipynb executed top to bottom on the cpu track, recording these runs",
-        "command": "FTLAB_TRACK=cpu /usr/bin/time -v " + " ".join(COMMAND) + "  (tools/record_lab_run.py)",
+        "command": "/usr/bin/time -v " + " ".join(COMMAND) + "  (tools/record_lab_run.py)",
+        "mode": "bf16" if environment.cpu_bf16()[0] else "fp32",
         "date": started.date().isoformat(),
         "hardware": environment.hardware(),
         "cpu": platform.processor() or platform.machine(),

@@ -116,14 +116,19 @@ demo
 # ## 2. Baseline exam
 #
 # Before training anything, measure. The exam below asks the ten lesson questions, all at once in batches
-# (much faster than one by one — see `bench/bench_exam.py`), and scores each answer two ways:
+# (much faster than one by one — see `bench/bench_exam.py`), and scores each answer three ways:
 #
 # * **seed score** — the lesson's rule: full credit if `{{ans:N}}` appears word for word, half credit if the
 #   number N appears anywhere in the text;
-# * **strict score** — credit only if the *last* `{{ans:X}}` tag holds a number equal to N.
+# * **strict score** — credit only if the *last* `{{ans:X}}` tag holds a number equal to N;
+# * **last number** — credit if the last number the answer writes is N, tag or not.
 #
-# The seed rule is generous: "78" is found inside "780", and a number mentioned in passing counts. We show
-# both, side by side, and the strict one is the one to trust.
+# The seed rule is generous: "78" is found inside "780", and a number mentioned in passing counts. The strict
+# rule is the one to trust after fine-tuning, but it also asks for a format the base model was never taught, so
+# a strict 0 mixes "cannot do the maths" with "does not write the tag". The last-number rule needs no tag: it
+# separates the two. Each answer may use a fixed number of tokens (`EXAM["max_new_tokens"]`); one that is still
+# talking when it runs out is marked *cut off* in the table and counted in the summary line, so you can see
+# how many of the base model's answers never got to a final number at all.
 
 # %%
 base_test = exam(model, DATA_DIR / "test.jsonl", **EXAM)
@@ -169,8 +174,7 @@ print(base_100.summary())
 #
 # How a solution is written matters as much as how many there are. Each line does **one operation per
 # `=`**: `Area = 16 × 5 ÷ 2 = 80 ÷ 2 = 40` writes out the 80 that a small model would otherwise have to keep
-# in its head. With the same training steps, that one change took the fine-tuned cpu-track model from 39 to
-# 45 of the 100 held-out questions and from 4 to 5 of the lesson's ten. One family at work:
+# in its head. One family at work:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -225,17 +229,18 @@ Markdown(thresholds_table())
 # **The lesson's limits on PAI DSW (the gpu track).** You may change any value, within these bounds:
 # `batch_size` ≤ 16, `max_length` ≤ 512 and `lora_rank` ≤ 64 (beyond them the A10 runs out of memory), and
 # `eval_steps` ≤ 20 (so each curve still gets enough points to read). The lesson's five runs took about 1, 2,
-# 10, 5 and 20 minutes on that GPU. The cell below checks this track's plan against the limits; section 4
-# prints how long the recorded cpu-track runs took. (The cpu track evaluates experiments 4 and 5 every 25
-# steps: an epoch of 1,000 rows is 125 steps, so that is five evaluations an epoch, each one ending on a
-# checkpoint that experiment 5 can continue from. Memory is not the reason for that limit on a CPU.)
+# 10, 5 and 20 minutes on that GPU. The cell below compares this track's plan with those bounds, for your
+# information; the table under the chart in section 4 shows how long each run of this notebook took. (The cpu
+# track evaluates experiments 4 and 5 every 25 steps: an epoch of 1,000 rows is 125 steps, so that is five
+# evaluations an epoch, each one ending on a checkpoint that experiment 5 can continue from. On a CPU neither
+# GPU memory nor that bound applies.)
 
 # %%
 DSW_LIMITS = {"batch_size": 16, "max_length": 512, "lora_rank": 64, "eval_steps": 20}
 LESSON_MINUTES = [1, 2, 10, 5, 20]  # the lesson's stated run times on one A10
 for e, minutes in zip(experiments(TRACK), LESSON_MINUTES):
-    over = [f"{k} {e.params[k]} > {limit}" for k, limit in DSW_LIMITS.items() if e.params.get(k, 0) > limit]
-    verdict = "over the DSW limits: " + ", ".join(over) if over else "within the DSW limits"
+    over = [f"{k} {e.params[k]} (DSW bound {limit})" for k, limit in DSW_LIMITS.items() if e.params.get(k, 0) > limit]
+    verdict = "beyond the DSW bounds, fine here: " + ", ".join(over) if over else "within the DSW bounds"
     print(f"{e.number}. {e.title:30} lesson: ~{minutes:2d} min on an A10; this track's values: {verdict}")
 
 # %%
@@ -250,6 +255,9 @@ print(plan_table())
 # The lesson starts with a deliberately huge learning rate, **0.1**. Each step jumps far past the bottom of the
 # loss valley (notebook 01 showed the same thing on a parabola), so the loss explodes instead of falling. The
 # table under this text shows the lesson's values beside the ones this track runs, and why they differ.
+#
+# Every fresh run is evaluated once *before* its first step (ms-swift's `--eval_on_start true`), so the eval
+# curve starts where the untrained model stands: here you can watch it jump from there.
 
 # %%
 e = plan[0]
@@ -257,10 +265,7 @@ display(e)
 run1 = sft(model, **e.params, label="exp1")
 if record:
     save_recording(run1, "exp1")
-
-# %%
-# ci track only: its runs are 3-step toys, so replay the real cpu-track run of this experiment instead
-if TRACK == "ci":
+if TRACK == "ci":  # its runs are 3-step toys: here is the real cpu-track run of this experiment
     replay("cpu/exp1", speed=float("inf"))
 
 # %% [markdown]
@@ -276,10 +281,7 @@ display(e)
 run2 = sft(model, **e.params, label="exp2")
 if record:
     save_recording(run2, "exp2")
-
-# %%
-# ci track only: its runs are 3-step toys, so replay the real cpu-track run of this experiment instead
-if TRACK == "ci":
+if TRACK == "ci":  # its runs are 3-step toys: here is the real cpu-track run of this experiment
     replay("cpu/exp2", speed=float("inf"))
 
 # %% [markdown]
@@ -296,10 +298,7 @@ display(e)
 run3 = sft(model, **e.params, label="exp3")
 if record:
     save_recording(run3, "exp3")
-
-# %%
-# ci track only: its runs are 3-step toys, so replay the real cpu-track run of this experiment instead
-if TRACK == "ci":
+if TRACK == "ci":  # its runs are 3-step toys: here is the real cpu-track run of this experiment
     replay("cpu/exp3", speed=float("inf"))
 
 # %% [markdown]
@@ -308,6 +307,13 @@ if TRACK == "ci":
 # The cure for memorising is more data (fine-tuning usually wants 1,000+ good examples), with fewer epochs.
 # With ten times more data the lesson also gives LoRA more room: rank 8 instead of 4 (notebook 02: small data
 # sets want r ≤ 16). Both curves now fall together and are still falling at the end.
+#
+# Look at the learning rate too: ms-swift does not keep it fixed. By default it follows a *cosine schedule*,
+# falling smoothly from the value you set to zero at the last step, so the last steps make only small
+# changes. (The lesson notes the same: the framework lowers the learning rate as training goes on.) On the
+# cpu track experiment 5 will continue this run, so experiment 4 takes only the first half of a two-epoch
+# schedule (`--lr_scheduler_kwargs '{"num_cycles": 0.25}'`): it ends at half its learning rate, and experiment 5
+# goes on down the same curve instead of starting it again.
 
 # %%
 e = plan[3]
@@ -315,10 +321,7 @@ display(e)
 run4 = sft(model, **e.params, label="exp4")
 if record:
     save_recording(run4, "exp4")
-
-# %%
-# ci track only: its runs are 3-step toys, so replay the real cpu-track run of this experiment instead
-if TRACK == "ci":
+if TRACK == "ci":  # its runs are 3-step toys: here is the real cpu-track run of this experiment
     replay("cpu/exp4", speed=float("inf"))
 
 # %% [markdown]
@@ -340,31 +343,23 @@ display(e)
 run5 = sft(model, **e.params, label="exp5")
 if record:
     save_recording(run5, "exp5")
-
-# %%
-# ci track only: its runs are 3-step toys, so replay the real cpu-track run of this experiment instead
-if TRACK == "ci":
+if TRACK == "ci":  # its runs are 3-step toys: here is the real cpu-track run of this experiment
     replay("cpu/exp5", speed=float("inf"))
 
 # %% [markdown]
 # ## 4. All five runs on one chart
 #
 # Same axes, same colours as the cards above: the explosion of experiment 1, the slow start of experiment 2,
-# the memorising of experiment 3 (training loss near zero), and the two large-data runs.
+# the memorising of experiment 3 (training loss near zero), and the two large-data runs. The table under the
+# chart has each run's state, its lowest eval loss and how long it took here.
 
 # %%
 all_runs = [run1, run2, run3, run4, run5]
 compare_runs(all_runs, title=f"Five experiments, {TRACK} track")
-
-# %%
-# ci track only: the five recorded cpu-track runs on one chart
-if TRACK == "ci":
+if TRACK == "ci":  # its runs are toys: the five recorded cpu-track runs too
     from helpers import load_recording
 
-    recorded = [load_recording(f"cpu/exp{i}") for i in range(1, 6)]
-    compare_runs(recorded, title="Five experiments, cpu track (recorded)")
-    for r in recorded:
-        print(f"{r.label}: {r.diagnosis.state:13} {r.wall_time_s / 60:4.1f} min  {r.params['train_rows']} rows")
+    compare_runs([load_recording(f"cpu/exp{i}") for i in range(1, 6)], title="Five experiments, cpu track (recorded)")
 
 # %% [markdown]
 # ### The five experiments at a glance
@@ -421,6 +416,13 @@ from helpers import misses
 Markdown(misses(tuned_test, DATA_DIR / "test.jsonl"))
 
 # %% [markdown]
+# And the question this notebook opened with, the radish field (648 kg), asked again, now of the fine-tuned model:
+
+# %%
+tuned_demo = exam(best_run, DATA_DIR / "demo.jsonl", max_new_tokens=EXAM["max_new_tokens"], save_to=False)
+tuned_demo
+
+# %% [markdown]
 # For reference, the scores of the recorded cpu-track run (the run whose outputs are stored in this notebook,
 # made with `tools/record_lab_run.py`), base model versus fine-tuned, on both exams. On the ci track the runs
 # above are toys, and this table is the one to read:
@@ -432,6 +434,24 @@ from helpers import recorded_exams
 
 recorded_scores = recorded_exams("cpu")
 print(recorded_scores.table())
+
+# %% [markdown]
+# ### What was learned: new numbers, or new wording?
+#
+# "Held out" can mean two things. The generator writes each training row from a family's sentences with
+# numbers drawn at random, and `exam_100` is drawn from the same families: mask the numbers, and most of its
+# questions are training sentences with new numbers. The lesson's ten questions were written by people, and
+# none of them is worded like a training row. The table below sorts the exam questions into those two groups
+# (a question counts as "same wording" when its masked text equals a masked training question) and scores
+# each group apart.
+
+# %%
+from helpers import wording_split
+
+exams = (recorded_scores.base_100, recorded_scores.tuned_100, recorded_scores.base_test, recorded_scores.tuned_test) \
+    if TRACK == "ci" else (base_100, tuned_100, base_test, tuned_test)  # the ci track's own runs are toys
+Markdown("**exam_100**\n\n" + wording_split(*exams[:2]) + "\n\n**the lesson's ten questions**\n\n"
+         + wording_split(*exams[2:]))
 
 # %% [markdown]
 # ### Why two scores?
