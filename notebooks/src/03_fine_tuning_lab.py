@@ -540,7 +540,25 @@ asker = ask_your_model(model, best_run, max_new_tokens=EXAM["max_new_tokens"])
 # * **Merge** when one fine-tune is what you serve: no adapter arithmetic at inference, and any tool that
 #   loads a plain model can load it. Merge the `best_model_checkpoint`.
 #
-# ## 7. What you did, and what production adds
+# ## 7. Tools for a class
+#
+# For an instructor who demonstrates the lab live, or a learner who wants to try one more thing:
+#
+# * **Change one knob and run again.** Every experiment's parameters are a dictionary; `|` replaces the
+#   values you name and keeps the rest: `sft(model, **(plan[1].params | {"learning_rate": 1e-4}), label="exp2 at 1e-4")`.
+#   Each run gets its own numbered folder under `output/`; nothing earlier is overwritten.
+# * **Talk while it trains.** `run = sft(..., wait=False)` starts the run and gives the notebook back at once.
+#   `runs()` lists every run on disk (this notebook's, a terminal's, one a restarted kernel left behind) with
+#   its state and time, `run.wait()` blocks until it is done, and `stop(run)` ends it, whole process tree,
+#   keeping its log and checkpoints.
+# * **Show a run without waiting for it.** `replay()` draws a recorded real run point by point, faster than it
+#   ran, on any track; its card is the same diagnosis. Here experiment 3's recorded memorising, at 30× speed:
+
+# %%
+replay("cpu/exp3", speed=30)
+
+# %% [markdown]
+# ## 8. What you did, and what production adds
 #
 # * You measured first, then changed one thing at a time and read the curves after each run.
 # * Learning rate sets the size of each step; epochs set how long the model studies; batch size sets how
