@@ -28,7 +28,7 @@
 # | track | model | where | what it runs |
 # |---|---|---|---|
 # | `gpu` | Qwen2.5-1.5B-Instruct | one GPU with ≥ 16 GiB (PAI DSW A10) | the lesson's exact five experiments |
-# | `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to a laptop: the recorded run of this notebook took 16 min on 2 cores |
+# | `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to a laptop: the recorded run of this notebook took 30 min on 2 slow cores (bf16) |
 # | `ci` | SmolLM2-135M-Instruct | test machines | every code path in seconds, plus replays of real cpu-track runs |
 
 # %%
@@ -332,10 +332,12 @@ if TRACK == "ci":  # its runs are 3-step toys: here is the real cpu-track run of
 #
 # The cpu track continues experiment 4's run into a second epoch (ms-swift's `--resume_from_checkpoint`)
 # instead of starting fifteen epochs over. Its curves begin with experiment 4's points, so the card judges the
-# whole training, not only the second half. In the recorded run the eval loss went 0.175 → 0.087 → 0.062 →
-# 0.055 → 0.053 in experiment 4 and 0.058 → 0.048 → **0.043** (step 200) → 0.045 → 0.045 in the second epoch:
-# it stopped falling at step 200 and stayed within the tolerance of that minimum, so the helper says
-# **converged**, as the lesson did. Its best checkpoint, step 200, goes to the exam.
+# whole training, not only the second half. The learning rate goes on down from where experiment 4 left it
+# (half its peak) to zero at step 250: no restart. In the recorded run the eval loss went 1.52 (before
+# training) → 0.174 → 0.088 → 0.072 → 0.070 → 0.056 in experiment 4 and 0.056 → 0.050 → **0.046** (step 200)
+# → 0.046 → 0.047 in the second epoch: it stopped falling at step 200 and then crept up a little, within the
+# tolerance of that minimum, so the helper says **converged**, as the lesson did. Its best checkpoint, step
+# 200, goes to the exam.
 
 # %%
 e = plan[4]
