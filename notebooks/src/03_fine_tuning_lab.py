@@ -425,6 +425,13 @@ tuned_demo = exam(best_run, DATA_DIR / "demo.jsonl", max_new_tokens=EXAM["max_ne
 tuned_demo
 
 # %% [markdown]
+# In the recorded cpu-track run the fine-tuned model gets the method and the format right and the arithmetic
+# wrong: "Area = 18 × 6 ÷ 2 = 124 ÷ 2 = 68", then 68 × 12 = 792 kg instead of 54 × 12 = 648. That is what
+# fine-tuning taught a 135 M model here: *which* steps to write, in the trained layout, on every question
+# (format 100 %), not reliable multiplication. The same kind of slip explains most of its misses in the
+# table above. A calculator tool, deciding what to compute and handing the computing over, is the next step.
+
+# %% [markdown]
 # For reference, the scores of the recorded cpu-track run (the run whose outputs are stored in this notebook,
 # made with `tools/record_lab_run.py`), base model versus fine-tuned, on both exams. On the ci track the runs
 # above are toys, and this table is the one to read:
@@ -445,7 +452,10 @@ print(recorded_scores.table())
 # questions are training sentences with new numbers. The lesson's ten questions were written by people, and
 # none of them is worded like a training row. The table below sorts the exam questions into those two groups
 # (a question counts as "same wording" when its masked text equals a masked training question) and scores
-# each group apart.
+# each group apart. In the recorded cpu-track run, 94 of the 100 `exam_100` questions share a training
+# question's wording (the fine-tuned model gets 48 % of them right) and 6 do not (33 %); on the lesson's ten, all
+# new wording, it gets 50 %. The base model scores 0 on both under the strict rule, and at most 2 % by its last
+# number: the format was not all it lacked.
 
 # %%
 from helpers import wording_split
