@@ -312,7 +312,7 @@ def test_notebook03_first_experiment_live_curve_diagnosis_and_interrupt(lab, pag
     saw_live = cell.locator(".ftlab-diagnosis").count() == 0
     cell.scroll_into_view_if_needed()
     _shot(page, "nb03-exp1-live.png")
-    card = cell.locator(".ftlab-diagnosis")
+    card = cell.locator(".ftlab-diagnosis").first  # the run's own card (on the ci track the replay's follows it)
     card.wait_for(state="attached", timeout=300_000)
     page.wait_for_function(IDLE_JS, timeout=120_000)
     card.scroll_into_view_if_needed()
