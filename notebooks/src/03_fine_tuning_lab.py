@@ -567,7 +567,7 @@ asker = ask_your_model(model, best_run, max_new_tokens=EXAM["max_new_tokens"])
 #   ran, on any track; its card is the same diagnosis. Here experiment 3's recorded memorising, at 30× speed:
 
 # %%
-replay("cpu/exp3", speed=30)
+_ = replay("cpu/exp3", speed=30)  # draws the run and its card; the Run it returns is not printed
 
 # %% [markdown]
 # ## 8. What you did, and what production adds
