@@ -11,7 +11,8 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
              plots) · quiz
   engine     swift_runner (flags, argv) · tracks (the five experiments per track) · history (Run, and every run on disk) ·
-             training (sft, watch) · inference (the one model loader) · exams · merging · recordings · ask
+             training (sft, watch) · inference (the one model loader) · exams · merging · recordings · ask ·
+             classroom (the playground: the lesson's knobs as widgets, a Train button)
   face       this API · cli (`python -m helpers`)
 
 The dataset generator is tools/problems.py; the ms-swift plugin for bf16 on a CPU is swift_plugins/cpu_bf16.py.
@@ -22,7 +23,7 @@ LAYERS = {
     "ground": ["paths", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
-    "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask"],
+    "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask", "classroom"],
     "face": ["__init__", "cli", "__main__"],
 }
 
@@ -41,6 +42,8 @@ _API = {
     "merge": "merging", "ask_your_model": "ask", "prompt_row": "data",
     "encode_prompt": "inference", "swift_template": "inference",
     # recordings of real runs
+    # for a class
+    "playground": "classroom",
     "replay": "recordings", "save_recording": "recordings", "load_recording": "recordings",
     "save_exams": "recordings", "recorded_exams": "recordings",
 }

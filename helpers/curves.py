@@ -58,10 +58,26 @@ def draw_lr(ax, lr) -> None:
     ax.grid(alpha=0.3)
 
 
-def figure(size=(7, 4.4)):
-    """A loss panel above a narrow learning-rate panel, sharing the step axis."""
-    fig, (ax, lr_ax) = plt.subplots(2, 1, figsize=size, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+def figure(size=(7, 4.4), managed: bool = True):
+    """A loss panel above a narrow learning-rate panel, sharing the step axis. `managed=False` makes a figure
+    pyplot does not know (nothing to close, safe to draw from a background thread)."""
+    if managed:
+        fig = plt.figure(figsize=size)
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=size)
+    ax, lr_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     return fig, ax, lr_ax
+
+
+def png(fig, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (an ipywidgets Image's value)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def draw(ax, train, evals, title: str = "", label: str = "", color=None) -> None:
@@ -158,11 +174,11 @@ class Progress:
 MARKERS = "os^Dvx<>"
 
 
-def overlay(curves: list[dict], title: str = "All experiments"):
+def overlay(curves: list[dict], title: str = "All experiments", managed: bool = True):
     """One chart for many runs: `curves` items have label, train, eval, state, and optionally lr and from_step
     (a run that continued another is drawn from the step it took over, so the run it continued stays visible).
-    Each run has its own colour and eval marker. Returns the figure."""
-    fig, ax, lr_ax = figure((8, 5.2))
+    Each run has its own colour and eval marker. Returns the figure (`managed`: as in figure())."""
+    fig, ax, lr_ax = figure((8, 5.2), managed)
     values, lrs = [], []
     for i, c in enumerate(curves):
         color, start = f"C{i}", c.get("from_step") or 0

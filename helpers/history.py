@@ -243,17 +243,22 @@ def params_table(items: list[Run]) -> str:
     return table(rows, ["run", *PARAM_KEYS, "status", "state", "best eval loss", "time"])
 
 
+def overlay_items(items: list[Run]) -> list[dict]:
+    """What curves.overlay draws for each run: its label, curves, state, learning rate and where it took over."""
+    out = []
+    for r in items:
+        train, evals, info = r.curves()
+        out.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state,
+                    "lr": info["learning_rate"], "from_step": info["resumed_at"]})
+    return out
+
+
 def compare_runs(items: list[Run], title: str = "All experiments on one chart"):
     """Overlay the loss curves of several runs and show their parameters side by side."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    curves = []
-    for r in items:
-        train, evals, info = r.curves()
-        curves.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state,
-                       "lr": info["learning_rate"], "from_step": info["resumed_at"]})
-    fig = overlay(curves, title)
+    fig = overlay(overlay_items(items), title)
     display(fig)
     plt.close(fig)
     display(Html(params_table(items)))

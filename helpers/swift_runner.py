@@ -113,7 +113,8 @@ def check_params(learning_rate, lora_rank, num_train_epochs, batch_size, max_len
     return p
 
 
-def _flag_value(value) -> str:
+def flag_text(value) -> str:
+    """A value as swift reads it on its command line (and as the course prints it): 5e-5, 0.1, true, a path."""
     if isinstance(value, Path):
         return paths.arg_path(value)
     if isinstance(value, bool):
@@ -132,15 +133,15 @@ def sft_command(model, dataset: Path, val_dataset: Path | None, params: dict, ou
     if val_dataset is not None:
         args += ["--val_dataset", paths.arg_path(val_dataset)]
     for lesson, flag in LESSON_FLAGS.items():
-        args += [f"--{flag}", _flag_value(params[lesson])]
+        args += [f"--{flag}", flag_text(params[lesson])]
     # the lesson saves a checkpoint at every evaluation; best_model_checkpoint needs that
-    args += ["--save_steps", _flag_value(params["eval_steps"]), "--per_device_eval_batch_size",
-             _flag_value(params["batch_size"])]
+    args += ["--save_steps", flag_text(params["eval_steps"]), "--per_device_eval_batch_size",
+             flag_text(params["batch_size"])]
     args += ["--output_dir", paths.arg_path(output_dir), "--add_version", "false",
              # without this every run spends ~22 s retrying hub look-ups for a local model
              "--check_model", "false", "--report_to", "none"]
     for key, value in (extra or {}).items():
-        args += [f"--{key}", _flag_value(value)]
+        args += [f"--{key}", flag_text(value)]
     return args
 
 

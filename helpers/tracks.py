@@ -155,7 +155,7 @@ def plan_table() -> str:
     def rows(p: dict) -> str:
         data = p["dataset"] + (f"[:{p['train_rows']}]" if p.get("train_rows") else "")
         resume = f", continuing {p['resume_from']}" if p.get("resume_from") else ""
-        return (f"lr {swift_runner._flag_value(p['learning_rate'])}, r{p['lora_rank']}, {p['num_train_epochs']} ep, "
+        return (f"lr {swift_runner.flag_text(p['learning_rate'])}, r{p['lora_rank']}, {p['num_train_epochs']} ep, "
                 f"batch {p['batch_size']}, {data}, eval every {p['eval_steps']}{resume}")
 
     lines = []

@@ -408,3 +408,42 @@ def test_ask_your_model_widget_answers_a_typed_question_twice(lab, page):
     verdicts = [v.strip() for v in answers.locator(".ftlab-verdict").all_inner_texts()]
     assert len(verdicts) == 2 and all(v in ("✅ right", "❌ wrong") for v in verdicts), verdicts
     assert "expected: 8" in " ".join(text.split())
+
+
+PLAYGROUND_CELLS = [
+    ASK_CELLS[0],
+    """
+from helpers import get_model, load_recording, playground
+
+pg = playground(get_model(), [load_recording(f"cpu/exp{i}") for i in (1, 2)])
+""",
+]
+
+
+def test_playground_trains_a_run_with_the_knob_set_and_overlays_it(lab, page):
+    """The lab's playground on the ci track: pick a learning rate, press Train, and the new run's curve joins
+    the chart (a real swift run of the course copy), with its card under it."""
+    url, token, course = lab
+    panel = _run_all(page, url, token, _write_notebook(course, "playground_check.ipynb", PLAYGROUND_CELLS))
+    widget = page.locator(f"{panel} .ftlab-playground").last
+    widget.scroll_into_view_if_needed()
+    caption = widget.locator(".ftlab-overlay-runs")
+    caption.wait_for(state="visible")
+    assert "exp1, exp2" in caption.inner_text() and "play1" not in caption.inner_text()
+    assert "about" in widget.locator(".ftlab-estimate").inner_text()  # the time it will take, before it starts
+    img = widget.locator("img").first
+    before = img.get_attribute("src")
+    lr = widget.locator(".widget-dropdown").filter(has_text="learning rate").locator("select")
+    lr.select_option(label="1e-4")
+    page.wait_for_timeout(500)  # the change reaches the kernel; the estimate is redrawn
+    _shot(page, "playground-before.png")
+    widget.locator("button", has_text="Train").click()
+    # an HTML widget draws a new node for each value: wait on the text, not on an element handle
+    widget.locator(".ftlab-overlay-runs", has_text="play1 lr1e-4").wait_for(state="attached", timeout=300_000)
+    widget.locator(".ftlab-diagnosis").wait_for(state="attached", timeout=30_000)
+    widget.scroll_into_view_if_needed()
+    _shot(page, "playground-after.png")
+    after = img.get_attribute("src")  # an Image widget's picture is a blob: URL, a new one for each picture
+    assert after and after != before
+    runs = [json.loads(p.read_text()) for p in (course / "output" / "ci").glob("*play1*/ftlab_run.json")]
+    assert [(r["status"], r["params"]["learning_rate"]) for r in runs] == [("finished", 1e-4)], runs

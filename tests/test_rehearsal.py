@@ -78,7 +78,7 @@ def test_the_five_commands_are_the_gpu_tracks_own(rehearsal):
         assert run.argv[run.argv.index("--max_steps") + 1] == str(cap(e.params))
         assert argv[argv.index("--model") + 1] == paths.arg_path(models.standin_dir())
         assert _without(argv, "--model") == _without(gpu_argv, "--model")
-        for piece in (f"--learning_rate {swift_runner._flag_value(e.params['learning_rate'])}",
+        for piece in (f"--learning_rate {swift_runner.flag_text(e.params['learning_rate'])}",
                       f"--lora_rank {e.params['lora_rank']}", f"--num_train_epochs {e.params['num_train_epochs']}",
                       f"--per_device_train_batch_size {e.params['batch_size']}", "--max_length 512",
                       f"--eval_steps {e.params['eval_steps']}", f"--dataset resources/2_7/{e.params['dataset']}.jsonl",
