@@ -114,13 +114,12 @@ def wording_split(base: scoring.ExamResult, tuned: scoring.ExamResult, train="tr
                else "new wording"].append((b, t))
     lines = ["| exam questions | how many | base: strict / last number | fine-tuned: strict / last number |",
              "|---|---|---|---|"]
+    def pct(items, rule):
+        return round(100 * sum(getattr(i, rule) for i in items) / len(items))
+
     for name, pairs in groups.items():
         if not pairs:
             continue
-
-        def pct(items, rule):
-            return round(100 * sum(getattr(i, rule) for i in items) / len(items))
-
         b, t = [p[0] for p in pairs], [p[1] for p in pairs]
         lines.append(f"| {name} | {len(pairs)} | {pct(b, 'strict')} / {pct(b, 'last_number')} % "
                      f"| {pct(t, 'strict')} / {pct(t, 'last_number')} % |")

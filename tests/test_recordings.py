@@ -86,6 +86,36 @@ def test_replay_draws_the_recording_and_returns_its_diagnosis():
     assert run.status == "recorded" and run.curves()[0]
 
 
+def test_replay_on_the_cpu_track_draws_point_by_point_at_its_speed_labelled_a_recording(monkeypatch):
+    """What a class without time to train sees: every logged point drawn in turn, spread over the recorded time
+    divided by `speed` (capped), under a RECORDING title, then the run's card."""
+    import time
+
+    monkeypatch.setenv("FTLAB_TRACK", "cpu")
+    shown, frames = [], []
+
+    class Frames:  # stands in for the live figure only; the points and the pacing are replay's own
+        def __init__(self, title):
+            frames.append(title)
+
+        def update(self, train, evals, subtitle="", lr=()):
+            frames.append(len(train) + len(evals))
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(recordings, "LiveCurves", Frames)
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    train, evals, _ = recordings.load_recording("cpu/exp3").curves()
+    t0 = time.perf_counter()
+    run = recordings.replay("cpu/exp3", speed=30, max_seconds=1.0)  # its 2.9 min at 30x is over the cap
+    took = time.perf_counter() - t0
+    assert "RECORDING" in frames[0] and "RECORDING" in shown[0].data
+    assert frames[1:-1] == list(range(1, len(train) + len(evals) + 1))  # one frame per logged point, in order
+    assert took >= 0.9  # spread over the capped second, not drawn at once
+    assert shown[-1].state == run.diagnosis.state == "overfitting"
+
+
 def test_recordings_are_never_overwritten(tmp_path):
     run = recordings.load_recording("cpu/exp1")
     with pytest.raises(FileExistsError, match="never overwritten"):
