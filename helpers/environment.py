@@ -39,10 +39,12 @@ CPU_BF16_ENV = "FTLAB_CPU_BF16"  # =0: train in fp32 even where the CPU has nati
 
 
 def cpu_bf16() -> tuple[bool, str]:
-    """Does the cpu track use bf16 here: does this processor compute it natively (AMX or AVX512-BF16)?
+    """Does the cpu track use bf16 here: has this processor AMX, the matrix units that compute bf16 natively?
 
-    Returns (yes, in words). Where it does, bf16 matrix products run several times faster than fp32; where
-    it does not, torch emulates bf16 and training gets slower, so the cpu track then stays in fp32.
+    Returns (yes, in words). With AMX, bf16 matrix products run several times faster than fp32. AVX512-BF16
+    alone is not enough: on a Xeon with AVX512-BF16 but no AMX (2026-12-02, 2 cores) a cpu-track training step
+    took 8.2-8.5 s in bf16 and 4.4-5.5 s in fp32 (helpers/pace.py, measured twice each). Without native bf16
+    torch emulates it, slower still. So everywhere else the cpu track stays in fp32.
     FTLAB_CPU_BF16=0 takes the fp32 path anyway (to see what a laptop without native bf16 gets).
     """
     switch = os.environ.get(CPU_BF16_ENV, "").strip()
@@ -59,10 +61,16 @@ def cpu_bf16() -> tuple[bool, str]:
                     break
     except OSError:  # not Linux: no reliable check, stay in fp32
         pass
-    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
-    if found:
-        return True, f"native bf16 on this CPU ({', '.join(found)})"
-    return False, "no native bf16 on this CPU (neither AMX nor AVX512-BF16), so fp32 is faster"
+    return cpu_bf16_of(flags)
+
+
+def cpu_bf16_of(flags: set[str]) -> tuple[bool, str]:
+    """cpu_bf16()'s rule on a processor's flags (as /proc/cpuinfo lists them)."""
+    if "amx_bf16" in flags:
+        return True, "bf16: this CPU has AMX, matrix units for bf16"
+    if "avx512_bf16" in flags:
+        return False, "fp32: this CPU has AVX512-BF16 but no AMX, and fp32 trains faster on it than bf16"
+    return False, "fp32: no native bf16 on this CPU (neither AMX nor AVX512-BF16), so fp32 is faster"
 
 
 def gpu_info() -> dict | None:

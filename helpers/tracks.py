@@ -41,7 +41,7 @@ def cpu_speed_flags() -> dict:
     (group_by_length, batching rows of similar length, was measured too and did not pay: left out;)
     - on macOS, the processor too (`use_cpu`): Apple's GPU (MPS) is not used, because ms-swift training on it
       was never tried here;
-    - on a processor with native bf16 (AMX / AVX512-BF16) only: bf16 autocast for the matrix products,
+    - on a processor with AMX (bf16 matrix units) only, see environment.cpu_bf16: bf16 autocast for the matrix products,
       with the course's swift plugin (helpers/swift_plugins/cpu_bf16.py) so each LoRA update is added in
       fp32 (plain autocast rounds it away: eval loss +6 %), and eager attention (PyTorch's fused CPU
       attention is slow to differentiate in bf16). Where bf16 is emulated it is slower than fp32, so

@@ -47,6 +47,13 @@ def test_fp32_switch_takes_the_path_of_a_cpu_without_native_bf16(monkeypatch):
         environment.cpu_bf16()
 
 
+def test_bf16_only_with_amx_the_matrix_units_that_make_it_pay():
+    assert environment.cpu_bf16_of({"avx512f", "amx_bf16", "amx_tile", "avx512_bf16"})[0]
+    native, why = environment.cpu_bf16_of({"avx512f", "avx512_bf16"})  # AVX512-BF16 alone: fp32 was faster
+    assert not native and "no AMX" in why
+    assert not environment.cpu_bf16_of({"avx2", "fma"})[0]
+
+
 def test_check_environment_prints_the_lab_estimate_on_the_cpu_track(monkeypatch):
     monkeypatch.setenv("FTLAB_TRACK", "cpu")
     monkeypatch.setattr(environment, "gpu_info", lambda: None)
