@@ -570,17 +570,12 @@ asker = ask_your_model(model, best_run, max_new_tokens=EXAM["max_new_tokens"])
 _ = replay("cpu/exp3", speed=30)  # draws the run and its card; the Run it returns is not printed
 
 # %% [markdown]
-# * **Try a knob yourself.** The playground has the lesson's five knobs. Before you press Train it says how long
-#   the run will take on this machine, from the seconds per training row that experiment 4 measured here. Train
-#   starts the run in the background (the notebook stays free), draws its curves live, then puts the new run's
-#   card under the chart and its curves over the five experiments'. A good first try: experiment 2 with a
-#   learning rate ten times larger. Predict the diagnosis before you press Train. In a saved notebook you see
-#   the starting chart; the knobs appear when the cell runs with a kernel.
-
-# %%
-from helpers import playground
-
-pg = playground(model, all_runs)  # pg.runs: the runs it has trained
+# * **Try a knob yourself.** In a new cell, `from helpers import playground` and then `playground(model, all_runs)`
+#   shows the lesson's five knobs as widgets. Before you press Train it says how long the run will take on this
+#   machine, from the seconds per training row that experiment 4 measured here. Train starts the run in the
+#   background (the notebook stays free), draws its curves live, then puts the new run's card under the chart and
+#   its curves over the five experiments'. A good first try: experiment 2 with a learning rate ten times larger.
+#   Predict the diagnosis before you press Train.
 
 # %% [markdown]
 # ## 8. What you did, and what production adds
