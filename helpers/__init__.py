@@ -6,7 +6,7 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
              swiftlog (the one swift-log reader) · pace (a measured step, the lab's time here) ·
              process (child process trees, their guard, one training per machine) ·
              environment (machine, track, versions, memory estimate) · models (which model, its folder, chat template) ·
-             data (rows, the prompt format, validation)
+             data (rows, the prompt format, validation) · calculator (the call syntax, safe arithmetic)
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
              plots) · quiz
@@ -20,7 +20,7 @@ The API is imported lazily, so `import helpers` stays fast.
 """
 
 LAYERS = {
-    "ground": ["paths", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data"],
+    "ground": ["paths", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data", "calculator"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
     "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask", "classroom"],
@@ -32,11 +32,11 @@ _API = {
     "check_environment": "environment", "detect_track": "environment", "get_model": "models",
     "DATA_DIR": "paths",
     # training
-    "experiments": "tracks", "plan_table": "tracks", "exam_settings": "tracks",
+    "experiments": "tracks", "calculator_experiment": "tracks", "plan_table": "tracks", "exam_settings": "tracks",
     "sft": "training", "stop": "training", "Run": "history", "runs": "history", "compare_runs": "history",
     "diagnose": "diagnosis", "diagnose_log": "history", "thresholds_table": "cards",
     # exams
-    "exam": "exams", "compare_exams": "exams", "misses": "exams", "wording_split": "exams", "over_credit_example": "exams",
+    "exam": "exams", "compare_exams": "exams", "misses": "exams", "wording_split": "exams", "scores_table": "exams", "over_credit_example": "exams",
     "ExamResult": "scoring",
     # after training
     "merge": "merging", "ask_your_model": "ask", "prompt_row": "data",

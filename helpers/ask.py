@@ -44,18 +44,29 @@ class Answer:
 
 
 class Asker:
-    """Loads each model once (on first use) and answers questions with the exam's prompt and settings."""
+    """Loads each model once (on first use) and answers questions with the exam's prompt and settings.
+
+    A fine-tuned model trained on the calculator data (`calculator=None` finds out) answers twice: with the
+    calculator answering its calls, and without it, writing each result itself."""
 
     def __init__(self, base, tuned, max_new_tokens: int = 128, base_label: str = "base model",
-                 tuned_label: str = "fine-tuned"):
-        self.sources = {base_label: base, tuned_label: tuned}
+                 tuned_label: str = "fine-tuned", calculator: bool | None = None):
+        calculator = inference.uses_calculator(tuned) if calculator is None else calculator
+        self.sources = {base_label: (base, False)}
+        if calculator:
+            self.sources.update({f"{tuned_label} with the calculator": (tuned, True),
+                                 f"{tuned_label} without it": (tuned, False)})
+        else:
+            self.sources[tuned_label] = (tuned, False)
         self.max_new_tokens = max_new_tokens
-        self._loaded: dict[str, object] = {}
+        self._loaded: dict[int, object] = {}
 
-    def _model(self, label: str):
-        if label not in self._loaded:
-            self._loaded[label] = inference.load(self.sources[label])
-        return self._loaded[label]
+    def model(self, label: str):
+        """The model that answers as `label`, loaded on first use (once for the tuned one with and without the tool)."""
+        source = self.sources[label][0]
+        if id(source) not in self._loaded:  # the tuned model with and without the calculator: loaded once
+            self._loaded[id(source)] = inference.load(source)
+        return self._loaded[id(source)]
 
     def ask(self, question: str, expected: str | int | None = None) -> list[Answer]:
         """Both answers to one question (base first). An empty question is refused with the fix."""
@@ -66,9 +77,9 @@ class Asker:
         answers = []
         with inference.threads(None):
             for label in self.sources:
-                loaded = self._model(label)
+                loaded = self.model(label)
                 ids = inference.encode_prompt(loaded.template, row)
-                text = inference.generate(loaded, [ids], self.max_new_tokens)[0]
+                text = inference.generate(loaded, [ids], self.max_new_tokens, tool=self.sources[label][1])[0]
                 answers.append(Answer(label, text, want))
         return answers
 
@@ -131,7 +142,8 @@ def ask_widget(asker: Asker, question: str, expected=None):
     return box
 
 
-def ask_your_model(base, tuned, max_new_tokens: int = 128, question: str | None = None, expected=None):
+def ask_your_model(base, tuned, max_new_tokens: int = 128, question: str | None = None, expected=None,
+                   calculator: bool | None = None):
     """Display the Ask widget for base vs tuned (a Model, a Run, or model/checkpoint folders).
 
     With no question, the lesson's radish-field problem (answer 648) is pre-filled and answered.
@@ -143,6 +155,6 @@ def ask_your_model(base, tuned, max_new_tokens: int = 128, question: str | None 
         question, expected = data.question_of(demo), data.expected_answer(demo)
     tuned_label = f"fine-tuned ({getattr(tuned, 'label', None) or 'adapter'})"
     base_label = f"base ({getattr(base, 'name', None) or 'model'})"
-    box = ask_widget(Asker(base, tuned, max_new_tokens, base_label, tuned_label), question, expected)
+    box = ask_widget(Asker(base, tuned, max_new_tokens, base_label, tuned_label, calculator), question, expected)
     display(box)
     return box

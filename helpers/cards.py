@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import fields
 
-from . import diagnosis, scoring
+from . import calculator, diagnosis, scoring
 from .data import ANS_RE
 from .view import badge, table, text_table
 
@@ -96,10 +97,28 @@ def thresholds_table() -> str:
 
 # ---------------------------------------------------------------- exams
 
+_CALL_HTML = re.compile(r"&lt;&lt;(.*?)&gt;&gt;")
+
+
 def answer_html(response: str) -> str:
-    """Escaped text (so `<` cannot break the page) with line breaks kept and the {{ans:}} tag marked."""
+    """Escaped text (so `<` cannot break the page) with line breaks kept, the {{ans:}} tag and calculator
+    calls marked."""
     text = ANS_RE.sub(lambda m: f"<mark>{m.group(0)}</mark>", html.escape(response))
+    text = _CALL_HTML.sub(lambda m: f"<code class='ftlab-call'>&lt;&lt;{m.group(1)}&gt;&gt;</code>", text)
     return f"<div style='white-space:pre-wrap;max-width:40em;text-align:left'>{text}</div>"
+
+
+def calls_html(response: str) -> str:
+    """Each calculator call of an answer and its result; where the text after it differs (no calculator: the
+    model's own number), what was written."""
+    lines = []
+    for c in calculator.calls(response):
+        if c.result is None:
+            lines.append(f"{html.escape(c.expression)} → malformed, left as written")
+        else:
+            lines.append(f"{html.escape(c.expression)} = {c.result}"
+                         + ("" if c.written == c.result else f" (written: {html.escape(c.written) or 'nothing'})"))
+    return "<br>".join(lines)
 
 
 def verdict(item: scoring.ExamItem) -> str:
@@ -118,10 +137,11 @@ class ExamReport(scoring.ExamResult):
     def _repr_html_(self) -> str:
         limit = self.settings.get("max_new_tokens")
         cut = f"<p><i>… (cut off at {limit} tokens)</i></p>" if limit else "<p><i>… (cut off)</i></p>"
+        with_calls = self.calls[0] > 0
         rows = [(k, html.escape(i.question), html.escape(i.expected), answer_html(i.response) + (cut if i.cut else ""),
-                 verdict(i)) for k, i in enumerate(self.items, 1)]
-        return (f"<p><b>{html.escape(self.summary())}</b></p>"
-                + table(rows, ["#", "question", "expected", "model answer", "verdict"], raw=True))
+                 *([calls_html(i.response)] if with_calls else []), verdict(i)) for k, i in enumerate(self.items, 1)]
+        header = ["#", "question", "expected", "model answer", *(["calculator calls"] if with_calls else []), "verdict"]
+        return f"<p><b>{html.escape(self.summary())}</b></p>" + table(rows, header, raw=True)
 
 
 class ExamComparison(scoring.Comparison):

@@ -51,16 +51,19 @@ def _scored(rows, responses, loaded, dataset, start, settings, cut=None) -> Exam
 
 def exam(model_or_run, dataset, batch_size: int = 32, max_new_tokens: int = 256, save_to=None,
          limit: int | None = None, progress: bool = True, loaded: inference.Loaded | None = None,
-         threads: int | None = None) -> ExamReport:
+         threads: int | None = None, tool: bool | None = None) -> ExamReport:
     """Answer every question greedily in batches and score them.
 
     model_or_run: a `Model`, a model folder, a LoRA checkpoint folder, or a Run (its best checkpoint).
     save_to: JSON path; None saves next to the checkpoint (base models: output/exams/<name>/); False skips.
     threads: CPU threads for generation; None picks the idle cores (see `inference.cpu_threads`).
+    tool: the calculator answers the model's `<<...>>` calls; None: where the model was trained on the
+    calculator data (`inference.uses_calculator`). tool=False examines such a model without its calculator.
     """
     dataset = Path(dataset)
     rows = _rows_for(dataset, limit)
     loaded = loaded or inference.load(model_or_run)
+    tool = inference.uses_calculator(model_or_run) if tool is None else tool
     prompts = [inference.encode_prompt(loaded.template, r) for r in rows]
     order = sorted(range(len(rows)), key=lambda k: len(prompts[k]))  # similar lengths share a batch
     responses: list[str] = [""] * len(rows)
@@ -71,13 +74,13 @@ def exam(model_or_run, dataset, batch_size: int = 32, max_new_tokens: int = 256,
         for b in range(0, len(order), batch_size):
             chunk = order[b:b + batch_size]
             for k, (text, ended) in zip(chunk, inference.generate_ends(loaded, [prompts[k] for k in chunk],
-                                                                      max_new_tokens)):
+                                                                      max_new_tokens, tool=tool)):
                 responses[k], cut[k] = text, ended
             bar.update(b + len(chunk))
     bar.close()
     result = _scored(rows, responses, loaded, dataset, start,
                      {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "device": inference.device(),
-                      "limit": limit, "threads": threads or "auto"}, cut)
+                      "limit": limit, "threads": threads or "auto", "tool": tool}, cut)
     if save_to is not False:
         save(result, Path(save_to) if save_to else loaded.home / f"exam-{dataset.stem}.json")
     return result
@@ -123,6 +126,27 @@ def wording_split(base: scoring.ExamResult, tuned: scoring.ExamResult, train="tr
         b, t = [p[0] for p in pairs], [p[1] for p in pairs]
         lines.append(f"| {name} | {len(pairs)} | {pct(b, 'strict')} / {pct(b, 'last_number')} % "
                      f"| {pct(t, 'strict')} / {pct(t, 'last_number')} % |")
+    return "\n".join(lines)
+
+
+def scores_table(results: dict[str, dict[str, scoring.ExamResult]]) -> str:
+    """Markdown: one row per model ({label: {exam name: result}}), per exam its strict / last-number scores
+    (a one-question exam: right or wrong), then the format rate and the calculator calls over all its exams."""
+    exams = list(next(iter(results.values())))
+    lines = ["| model | " + " | ".join(f"{e}: strict / last number" if len(next(iter(results.values()))[e].items) > 1
+                                       else e for e in exams) + " | {{ans:}} format | calculator calls |",
+             "|---" * (len(exams) + 3) + "|"]
+    for label, by_exam in results.items():
+        cells = []
+        for e in exams:
+            r = by_exam[e]
+            cells.append(("✅ right" if r.items[0].strict else "❌ wrong") if r.n == 1
+                         else f"{r.strict_score} / {r.last_number_score} %")
+        items = [i for r in by_exam.values() for i in r.items]
+        calls = sum(r.calls[0] for r in by_exam.values())
+        tool = any(r.settings.get("tool") for r in by_exam.values())
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {round(100 * sum(i.format for i in items) / len(items))} % "
+                     f"| {calls}{' (answered)' if tool and calls else ''} |")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from . import models, paths
+from . import calculator, models, paths
 from .history import is_run
 
 
@@ -80,6 +80,18 @@ def _resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, P
                      f"(adapter_config.json) — fix: pass a Model, a Run, or one of those folders")
 
 
+def uses_calculator(model_or_run) -> bool:
+    """Was this model trained on the calculator data (swift's args.json names a *_calc file), so that its
+    answers call the calculator? False for a base model."""
+    try:
+        resolved = _resolve(model_or_run)
+    except (ValueError, TypeError, OSError):  # not a model this course can load: it calls no calculator
+        return False
+    folder = resolved[3] or resolved[0]
+    args = _read_json(folder / "args.json") or _read_json(folder.parent / "args.json")
+    return any(calculator.SUFFIX in Path(d).stem for d in args.get("dataset") or [])
+
+
 def base_of(model_or_run) -> Path:
     """The base model folder of a Model, a Run, a model folder or a LoRA checkpoint."""
     return _resolve(model_or_run)[0]
@@ -137,13 +149,14 @@ def _stop_ids(loaded: Loaded) -> list[int]:
     return sorted(ids)
 
 
-def generate(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+def generate(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int, tool: bool = False) -> list[str]:
     """Greedy answers for same-batch prompts, padded on the left so every answer starts at one column."""
-    return [text for text, _ in generate_ends(loaded, prompts, max_new_tokens)]
+    return [text for text, _ in generate_ends(loaded, prompts, max_new_tokens, tool=tool)]
 
 
-def generate_ends(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int) -> list[tuple[str, bool]]:
-    """(answer, cut) per prompt: `cut` when the answer used every allowed token without ending by itself."""
+def _generate_rows(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int, stop_strings=None):
+    """One batched greedy `generate`: per prompt, its new token ids and whether it ended by itself (an end
+    token, or one of `stop_strings`) rather than by running out of tokens."""
     import torch
 
     stop = _stop_ids(loaded)
@@ -153,13 +166,63 @@ def generate_ends(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int)
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     device = next(loaded.lm.parameters()).device
+    extra = {"stop_strings": list(stop_strings), "tokenizer": loaded.tokenizer} if stop_strings else {}
     with torch.inference_mode():
         out = loaded.lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stop,
-                                 temperature=None, top_p=None, top_k=None)
+                                 temperature=None, top_p=None, top_k=None, **extra)
     stops = set(stop)
-    return [(loaded.tokenizer.decode(row[width:], skip_special_tokens=True).strip(),
-             len(row) - width >= max_new_tokens and not stops & set(row[width:].tolist())) for row in out]
+    rows = []
+    for row in out:
+        new = row[width:].tolist()
+        end = next((i for i, t in enumerate(new) if t in stops), None)
+        if end is not None:
+            new = new[:end]
+        while new and new[-1] == pad:  # a row stopped by a stop string is padded to the batch's longest
+            new.pop()
+        rows.append((new, end is not None or len(new) < max_new_tokens))
+    return rows
+
+
+def generate_ends(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int, tool: bool = False,
+                  begun: list[str] | None = None) -> list[tuple[str, bool]]:
+    """(answer, cut) per prompt: `cut` when the answer used every allowed token without ending by itself.
+
+    tool=True: the calculator answers the model's calls (helpers/calculator.py). Each batch is generated until
+    every answer has ended or just closed a call (`>>`); each closed call gets its result written after it (a
+    malformed one is left as it is), and the answers with a call go on, re-encoded as training saw them, until
+    they end or spend `max_new_tokens` (the results count). Without the tool the model writes its own result.
+    `begun` (with the tool): answers already begun, which the model continues (they count in the budget).
+    """
+    if not tool:
+        return [(loaded.tokenizer.decode(new, skip_special_tokens=True).strip(), not ended)
+                for new, ended in _generate_rows(loaded, prompts, max_new_tokens)]
+    tok = loaded.tokenizer
+    texts, cut = list(begun or [""] * len(prompts)), [False] * len(prompts)
+    active = list(range(len(prompts)))
+    while active:
+        left = {k: max_new_tokens - (len(tok.encode(texts[k], add_special_tokens=False)) if texts[k] else 0)
+                for k in active}
+        for k in active:
+            cut[k] = left[k] <= 0
+        active = [k for k in active if left[k] > 0]
+        if not active:
+            break
+        rows = _generate_rows(loaded, [prompts[k] + tok.encode(texts[k], add_special_tokens=False) for k in active],
+                              max(left.values()), stop_strings=[calculator.CLOSE])
+        going = []
+        for k, (new, ended) in zip(active, rows):
+            ended = ended and len(new) <= left[k]  # a smaller budget than the batch's: same tokens, ending sooner
+            text = texts[k] + tok.decode(new[:left[k]], skip_special_tokens=True)
+            close = text.find(calculator.CLOSE, len(texts[k]))
+            if close >= 0:  # the model has just closed a call: write its result (none if malformed) and go on
+                text = text[:close + len(calculator.CLOSE)]
+                texts[k] = text + (calculator.answer(text) or "")
+                going.append(k)
+            else:
+                texts[k], cut[k] = text, not ended
+        active = going
+    return [(t.strip(), c) for t, c in zip(texts, cut)]
 
 
 def cpu_threads(sample_s: float = 0.3) -> int:

@@ -25,8 +25,10 @@ def verify(checkpoint: Path, merged: Path) -> dict:
             len(adapter.tokenizer) != len(full.tokenizer):
         raise RuntimeError(f"{merged}: tokenizer differs from the base model's. Fix: delete the folder and merge again.")
     row = data.read_rows(paths.DATA_DIR / "demo.jsonl")[0]
+    tool = inference.uses_calculator(checkpoint)  # a model trained to call the calculator is checked with it
     with inference.threads(None):
-        a, b = (inference.generate(m, [inference.encode_prompt(m.template, row)], 64)[0] for m in (adapter, full))
+        a, b = (inference.generate(m, [inference.encode_prompt(m.template, row)], 64, tool=tool)[0]
+                for m in (adapter, full))
     if a != b:
         raise RuntimeError(f"merged model answers differently from the adapter:\n adapter: {a!r}\n merged:  {b!r}")
     return {"tokenizer": "identical to base", "smoke_question": data.question_of(row), "answer": a}

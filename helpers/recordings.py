@@ -132,7 +132,13 @@ def _timeline(log: Path) -> list[float]:
 
 
 EXAM_NAMES = {"base_test": "base model, 10-question exam", "tuned_test": "fine-tuned, 10-question exam",
-              "base_100": "base model, 100-question exam", "tuned_100": "fine-tuned, 100-question exam"}
+              "base_100": "base model, 100-question exam", "tuned_100": "fine-tuned, 100-question exam",
+              "calc_tool_test": "exp6 with calculator, 10-question exam",
+              "calc_plain_test": "exp6 without it, 10-question exam",
+              "calc_tool_100": "exp6 with calculator, 100-question exam",
+              "calc_plain_100": "exp6 without it, 100-question exam",
+              "base_demo": "base model, radish field", "tuned_demo": "fine-tuned, radish field",
+              "calc_tool_demo": "exp6 with calculator, radish field", "calc_plain_demo": "exp6 without it, radish field"}
 
 
 def save_exams(track: str, best_run: str, **results) -> Path:
@@ -143,6 +149,19 @@ def save_exams(track: str, best_run: str, **results) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     payload = {"best_run": best_run, **{k: v.to_json() for k, v in results.items()}}
     dest.write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+    return dest
+
+
+def add_exams(track: str, **results) -> Path:
+    """Add more exam results of the same recorded run (save_exams first); a name already kept is refused."""
+    dest = paths.RECORDINGS_DIR / track / "exams.json"
+    kept = json.loads(dest.read_text()) if dest.is_file() else None
+    if kept is None:
+        raise FileNotFoundError(f"{paths.short(dest)} is missing. Fix: save_exams(...) the run's first exams first.")
+    taken = sorted(set(results) & set(kept))
+    if taken:
+        raise FileExistsError(f"{paths.short(dest)} already keeps {', '.join(taken)} (recordings are never overwritten).")
+    add_exam(dest.parent, {k: v.to_json() for k, v in results.items()})
     return dest
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from . import data
+from . import calculator, data
 
 MINUS = str.maketrans({"−": "-", "–": "-"})
 
@@ -104,13 +104,26 @@ class ExamResult:
         return sum(i.cut for i in self.items)
 
     @property
+    def calls(self) -> tuple[int, int]:
+        """(calculator calls, malformed ones) over every answer."""
+        found = [c for i in self.items for c in calculator.calls(i.response)]
+        return len(found), sum(c.result is None for c in found)
+
+    def _calls_text(self) -> str:
+        n, bad = self.calls
+        if not n and not self.settings.get("tool"):
+            return ""
+        how = "answered by the calculator" if self.settings.get("tool") else "no calculator: the model wrote each result"
+        return f", {n} calculator call{'' if n == 1 else 's'} ({how}" + (f"; {bad} malformed" if bad else "") + ")"
+
+    @property
     def format_rate(self) -> int:
         return round(100 * sum(i.format for i in self.items) / self.n) if self.items else 0
 
     def summary(self) -> str:
         return (f"{self.model or 'model'} on {Path(self.dataset).name or 'exam'} ({self.n} question{'' if self.n == 1 else 's'}): "
                 f"seed score {self.seed_score}, strict score {self.strict_score}, last number {self.last_number_score}, "
-                f"{{{{ans:}}}} format {self.format_rate}%{self._cut_text()}, {self.seconds:.0f} s")
+                f"{{{{ans:}}}} format {self.format_rate}%{self._cut_text()}{self._calls_text()}, {self.seconds:.0f} s")
 
     def _cut_text(self) -> str:
         if not self.cut_count:

@@ -97,7 +97,7 @@ CI[4].update(num_train_epochs=2, resume_from="exp4")  # the cpu track's continua
 
 # what a track changes besides the lesson's knobs that a learner should see: how much data, where it continues,
 # how its learning rate falls (the rest of a track's flags only make it faster)
-LESSON_EXTRAS = ("train_rows", "val_rows", "resume_from", "lr_scheduler_kwargs")
+LESSON_EXTRAS = ("train_rows", "val_dataset", "val_rows", "resume_from", "lr_scheduler_kwargs")
 
 
 @dataclass
@@ -143,6 +143,29 @@ def experiments(track: str | None = None) -> list[Experiment]:
 # decoding step for 64 questions costs about what one for 32 does, so 64 share a batch)
 EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max_new_tokens=112, batch_size=64),
         "ci": dict(limit=2, max_new_tokens=24)}
+
+
+# Going further: experiment 6 trains the best run's knobs on the calculator version of the data (the same rows,
+# each calculation written as a call; helpers/calculator.py). On the gpu track: experiment 5's values. On the
+# cpu track: experiment 4's one epoch over all 1,000 rows at 1e-3, with a whole cosine schedule of its own (ten
+# minutes on 2 cores, where experiments 4 and 5 together take twenty).
+CALC_LESSON = dict(LESSON[4], dataset="train_1k_calc")
+CALC = {"gpu": dict(CALC_LESSON, val_dataset="val_calc"),
+        "cpu": dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=25,
+                    dataset="train_1k_calc", val_dataset="val_calc"),
+        "ci": dict(learning_rate=1e-3, lora_rank=8, dataset="train_1k_calc", val_dataset="val_calc")}
+CALC_WHY = {"gpu": "experiment 5's values, on the calculator data",
+            "cpu": "experiment 4's knobs for one whole epoch of the calculator data, its learning rate falling to 0",
+            "ci": "ci track: 12 rows, 3 steps — exercises the code path only"}
+
+
+def calculator_experiment(track: str | None = None) -> Experiment:
+    """Experiment 6, after the lesson's five: the best knobs, trained on the calculator data."""
+    track = track or environment.detect_track().name
+    common = {"gpu": {}, "cpu": {**_CPU_COMMON, **cpu_speed_flags()}, "ci": {**_CI_COMMON, **cpu_speed_flags()}}[track]
+    return Experiment(6, "a calculator", "(going further: not in the lesson)",
+                      "compare it with and without its calculator", CALC_LESSON, {**common, **CALC[track]},
+                      CALC_WHY[track])
 
 
 def exam_settings(track: str | None = None) -> dict:

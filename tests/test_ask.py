@@ -53,8 +53,9 @@ def fake_models(monkeypatch):
         calls["load"].append(source)
         return FakeLoaded(name=source, template=SimpleNamespace(encode=lambda r: {"input_ids": [len(json.dumps(r))]}))
 
-    def generate(loaded, prompts, max_new_tokens):
+    def generate(loaded, prompts, max_new_tokens, tool=False):
         calls["prompts"].append((loaded.name, prompts, max_new_tokens))
+        calls.setdefault("tool", []).append(tool)
         return ["6 × 7 = 42.\n\n{{ans:42}}" if loaded.name == "tuned" else "I think 13 <b>pencils</b>"]
 
     monkeypatch.setattr(inf, "load", load_for_exam)
@@ -73,6 +74,14 @@ def test_asker_loads_each_model_once_and_uses_the_exam_prompt(fake_models):
     assert [a.model for a in first] == ["base model", "fine-tuned"]
     assert [a.correct for a in first] == [False, True]
     assert [a.correct for a in second] == [None, None]
+
+
+def test_a_model_trained_with_the_calculator_answers_with_it_and_without_it(fake_models):
+    asker = ask.Asker("base", "tuned", tuned_label="exp6", calculator=True)
+    answers = asker.ask(QUESTION, 42)
+    assert [a.model for a in answers] == ["base model", "exp6 with the calculator", "exp6 without it"]
+    assert fake_models["tool"] == [False, True, False]
+    assert fake_models["load"] == ["base", "tuned"]  # the tuned model is loaded once for both
 
 
 def test_empty_question_is_refused(fake_models):
@@ -141,6 +150,6 @@ def test_real_model_answers_like_the_exam(zero_adapter, tmp_path):
     data.write_text(json.dumps(demo.row(), ensure_ascii=False) + "\n", encoding="utf-8")
     asker = ask.Asker(m, adapter, max_new_tokens=12)
     base, tuned = asker.ask(demo.question, demo.answer)
-    by_exam = ex.exam(m, data, max_new_tokens=12, save_to=False, progress=False, loaded=asker._loaded["base model"])
+    by_exam = ex.exam(m, data, max_new_tokens=12, save_to=False, progress=False, loaded=asker.model("base model"))
     assert base.response == by_exam.items[0].response  # same prompt, template and greedy generation
     assert tuned.response == base.response  # B = 0: the adapter changes nothing yet

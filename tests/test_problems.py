@@ -191,3 +191,43 @@ def test_one_operation_per_step():
     assert problems.one_step_at_a_time("LCM(3, 4) = 12.") == "LCM(3, 4) = 12."
     with pytest.raises(ValueError, match="the solution line says"):
         problems.one_step_at_a_time("Area = 18 × 6 ÷ 2 = 55 square meters.")
+
+
+def test_calculator_lines_hand_each_calculation_to_the_tool():
+    assert problems.with_calculator("Area = 18 × 6 ÷ 2 = 108 ÷ 2 = 54 square meters.") == \
+        "Area = <<18 × 6 ÷ 2>>54 square meters."
+    assert problems.with_calculator("June: 30 - 20 + 1 = 10 + 1 = 11 days.") == "June: <<30 - 20 + 1>>11 days."
+    assert problems.with_calculator("9 kg = 9 × 1000 = 9000 g.") == "9 kg = <<9 × 1000>>9000 g."
+    for kept in ("LCM(3, 4) = 12.", "73 ÷ 6 = 12 remainder 1.", "9:50 to 13:10 = 3 hours 20 minutes.", "July: 4 days."):
+        assert problems.with_calculator(kept) == kept  # the calculator does no LCM, remainder or clock
+    with pytest.raises(ValueError, match="the calculator gives"):
+        problems.with_calculator("Area = 18 × 6 ÷ 2 = 55 square meters.")
+
+
+@pytest.mark.parametrize("split", problems.CALCULATOR_SPLITS)
+def test_calculator_files_are_the_same_rows_with_every_call_right(split):
+    """Same questions in the same order as the plain split, the same final answers; every call's written
+    result is the calculator's, and with the calls worked out the text is the plain solution's final numbers."""
+    from helpers import calculator
+
+    plain = data.read_rows(problems.DATA_DIR / f"{split}.jsonl")
+    calc = data.read_rows(problems.DATA_DIR / f"{split}{problems.CALCULATOR}.jsonl")
+    assert [data.question_of(r) for r in calc] == [data.question_of(r) for r in plain]
+    assert [data.expected_answer(r) for r in calc] == [data.expected_answer(r) for r in plain]
+    with_calls = 0
+    for row in calc:
+        answer = data.turn(row, "assistant")
+        found = calculator.calls(answer)
+        with_calls += bool(found)
+        assert all(c.result is not None and c.result == c.written for c in found), answer
+    assert with_calls >= 0.8 * len(calc)  # most rows have a calculation the tool can do
+
+
+def test_no_exam_question_is_in_any_training_file():
+    """Read from the committed files, plain and calculator versions alike (numbers and wording both)."""
+    exams = {data.question_of(r) for name in ("test", "exam_100", "demo")
+             for r in data.read_rows(problems.DATA_DIR / f"{name}.jsonl")}
+    for name in ("train_100", "train_1k", "val"):
+        for suffix in ("", problems.CALCULATOR):
+            trained = {data.question_of(r) for r in data.read_rows(problems.DATA_DIR / f"{name}{suffix}.jsonl")}
+            assert not exams & trained, f"{name}{suffix}: {sorted(exams & trained)[:3]}"

@@ -45,7 +45,11 @@ def rehearsal(tmp_path_factory):
         settings = tracks.EXAM["gpu"]
         tuned = exams.exam(best_run, DATA_DIR / "test.jsonl", **settings, save_to=False, progress=False)
         merged = merging.merge(best_run, show=False)
-        yield dict(report=report, model=model, plan=plan, runs=runs, best_run=best_run, tuned=tuned, merged=merged)
+        # going further: experiment 6 on the calculator data, examined with its calculator (found from its data)
+        run6 = training.sft(model, **tracks.calculator_experiment().params, label="exp6", show=False)
+        calc = exams.exam(run6, DATA_DIR / "test.jsonl", **settings, save_to=False, progress=False)
+        yield dict(report=report, model=model, plan=plan, runs=runs, best_run=best_run, tuned=tuned, merged=merged,
+                   run6=run6, calc=calc)
     finally:
         mp.undo()
 
@@ -151,3 +155,14 @@ def test_merged_folder_is_verified_and_loads_with_plain_transformers(rehearsal):
     assert out.shape[1] > ids["input_ids"].shape[1]
     assert models.local_model(merged).template == "qwen2_5"
     assert models.local_model(merged).standin, "a merged stand-in is still labelled a stand-in"
+
+
+def test_experiment_6_trains_the_lessons_best_knobs_on_the_calculator_data_and_is_examined_with_it(rehearsal):
+    run6, calc = rehearsal["run6"], rehearsal["calc"]
+    assert run6.status == "finished", run6.error
+    argv = " ".join(run6.argv)
+    for flag, value in (("--learning_rate", "5e-5"), ("--lora_rank", "8"), ("--num_train_epochs", "15"),
+                        ("--per_device_train_batch_size", "16")):
+        assert f"{flag} {value}" in argv, flag
+    assert "train_1k_calc.jsonl" in argv and "val_calc.jsonl" in argv
+    assert calc.settings["tool"] is True  # exam() found the calculator data in the run's own args.json

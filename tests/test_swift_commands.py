@@ -119,3 +119,17 @@ def test_the_experiment_table_shows_the_lessons_knobs_and_folds_the_plumbing():
         assert f"<td>{knob}</td>" in shown, knob
     for plumbing in ("dataloader_num_workers", "gradient_checkpointing", "lora_dropout"):
         assert plumbing in folded and plumbing not in shown, plumbing
+
+
+def test_experiment_6_is_the_best_runs_knobs_on_the_calculator_data():
+    from helpers import tracks
+
+    e4, e6 = tracks.experiments("cpu")[3].params, tracks.calculator_experiment("cpu").params
+    for knob in ("learning_rate", "lora_rank", "batch_size", "eval_steps", "max_length", "val_rows"):
+        assert e6[knob] == e4[knob], knob
+    assert (e6["dataset"], e6["val_dataset"], e6["num_train_epochs"]) == ("train_1k_calc", "val_calc", 1)
+    assert "lr_scheduler_kwargs" not in e6  # one whole schedule, down to 0 at its last step
+    gpu = tracks.calculator_experiment("gpu").params
+    assert {k: v for k, v in gpu.items() if k not in ("dataset", "val_dataset")} == \
+        {k: v for k, v in tracks.LESSON[4].items() if k != "dataset"}
+    assert gpu["dataset"] == "train_1k_calc"

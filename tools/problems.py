@@ -30,10 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the course folder, for helpers
 
+from helpers import calculator  # noqa: E402 - the call syntax the decoder answers
 from helpers.data import to_row  # noqa: E402 - the prompt format lives with the data reader
 from helpers.paths import DATA_DIR  # noqa: E402
 
 SEED = 2_7
+# the training splits also come in a calculator version, <split>_calc.jsonl: the same rows, with each calculation
+# written as a call the decoder answers (helpers/calculator.py); the exams stay as they are
+CALCULATOR, CALCULATOR_SPLITS = calculator.SUFFIX, ("train_100", "train_1k", "val")
 SPLIT_SIZES = {"exam_100": 100, "val": 100, "train_1k": 1000}  # train_100 = first 100 rows of train_1k
 
 NAMES = ["Lily", "Tom", "Mia", "Ben", "Xiaoli", "Mingming", "Anna", "Leo", "Dongdong", "Sara", "Hong", "Max"]
@@ -55,6 +59,11 @@ class Problem:
 
     def row(self) -> dict:
         return to_row(self.question, self.solution())
+
+    def calculator_row(self) -> dict:
+        """The same exercise with each calculation written as a calculator call and its result."""
+        steps = "\n".join(with_calculator(s) for s in self.steps)
+        return to_row(self.question, steps + f"\n\n{{{{ans:{self.answer}}}}}")
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,26 @@ def one_step_at_a_time(line: str) -> str:
     if stages[-1] != result.group(1):
         raise ValueError(f"worked({expr!r}) gives {stages[-1]}, the solution line says {parts[-1]!r}")
     return " = ".join(parts[:-2] + [(f"{head}: " if head else "") + stages[0]] + stages[1:-1] + [parts[-1]])
+
+
+def with_calculator(line: str) -> str:
+    """A worked line with its calculation handed to the calculator: the expression as a call, then its result,
+    the intermediate stages gone: "Area = 18 × 6 ÷ 2 = 108 ÷ 2 = 54 square meters." ->
+    "Area = <<18 × 6 ÷ 2>>54 square meters.". Lines without + - × ÷ (LCM, GCD, a clock time) and division with
+    a remainder stay as they are: the calculator does neither."""
+    parts = line.split(" = ")
+    result = re.match(r"(\d+)(?=[ .]|$)", parts[-1])
+    if len(parts) < 2 or not result or " remainder" in parts[-1]:
+        return line
+    for i, part in enumerate(parts[:-1]):
+        head, _, expr = part.rpartition(": ")
+        if _EXPR.match(expr) and re.search(r"[×÷+\-]", expr):
+            value = calculator.evaluate(expr)
+            if value != int(result.group(1)):
+                raise ValueError(f"the calculator gives {value} for {expr!r}, the line says {parts[-1]!r}")
+            call = (f"{head}: " if head else "") + f"{calculator.OPEN}{expr}{calculator.CLOSE}{parts[-1]}"
+            return " = ".join(parts[:i] + [call])
+    return line
 
 
 FAMILIES: dict[str, Family] = {}
@@ -671,10 +700,13 @@ def write_splits(out_dir: Path, seed: int = SEED) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for split, problems in generate_splits(seed).items():
-        path = out_dir / f"{split}.jsonl"
-        text = "".join(json.dumps(p.row(), ensure_ascii=False) + "\n" for p in problems)
-        path.write_text(text, encoding="utf-8", newline="\n")
-        written[split] = path
+        versions = [(split, Problem.row)] + ([(f"{split}{CALCULATOR}", Problem.calculator_row)]
+                                             if split in CALCULATOR_SPLITS else [])
+        for name, row in versions:
+            path = out_dir / f"{name}.jsonl"
+            text = "".join(json.dumps(row(p), ensure_ascii=False) + "\n" for p in problems)
+            path.write_text(text, encoding="utf-8", newline="\n")
+            written[name] = path
     return written
 
 
