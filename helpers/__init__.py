@@ -41,9 +41,9 @@ _API = {
     # after training
     "merge": "merging", "ask_your_model": "ask", "prompt_row": "data",
     "encode_prompt": "inference", "swift_template": "inference",
-    # recordings of real runs
     # for a class
     "playground": "classroom",
+    # recordings of real runs
     "replay": "recordings", "save_recording": "recordings", "load_recording": "recordings",
     "save_exams": "recordings", "recorded_exams": "recordings",
 }

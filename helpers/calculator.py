@@ -98,28 +98,27 @@ class Call:
     written: str = ""  # what followed the call in the text (the tool's result, or the model's own number)
 
 
+def result_of(expression: str) -> str | None:
+    """The calculator's result as written after a call, or None for a malformed call."""
+    try:
+        return show(evaluate(expression))
+    except CalculatorError:
+        return None
+
+
 def answer(text: str) -> str | None:
     """The result to write after `text` when it ends by closing a call; None when it does not end with a call,
     or the call is malformed (then the text stays as written)."""
     if not text.endswith(CLOSE):
         return None
     start = text.rfind(OPEN, 0, len(text) - len(CLOSE))
-    if start < 0:
-        return None
-    try:
-        return show(evaluate(text[start + len(OPEN):-len(CLOSE)]))
-    except CalculatorError:
-        return None
+    return result_of(text[start + len(OPEN):-len(CLOSE)]) if start >= 0 else None
 
 
 def calls(text: str) -> list[Call]:
     """Every call in an answer, its result by the calculator, and the number written after it."""
     out = []
     for m in CALL.finditer(text):
-        try:
-            result = show(evaluate(m.group(1)))
-        except CalculatorError:
-            result = None
         after = re.match(r"-?\d+(?:[./]\d+)?", text[m.end():])
-        out.append(Call(m.group(1).strip(), result, after.group(0) if after else ""))
+        out.append(Call(m.group(1).strip(), result_of(m.group(1)), after.group(0) if after else ""))
     return out

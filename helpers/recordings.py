@@ -155,10 +155,9 @@ def save_exams(track: str, best_run: str, **results) -> Path:
 def add_exams(track: str, **results) -> Path:
     """Add more exam results of the same recorded run (save_exams first); a name already kept is refused."""
     dest = paths.RECORDINGS_DIR / track / "exams.json"
-    kept = json.loads(dest.read_text()) if dest.is_file() else None
-    if kept is None:
+    if not dest.is_file():
         raise FileNotFoundError(f"{paths.short(dest)} is missing. Fix: save_exams(...) the run's first exams first.")
-    taken = sorted(set(results) & set(kept))
+    taken = sorted(set(results) & set(json.loads(dest.read_text())))
     if taken:
         raise FileExistsError(f"{paths.short(dest)} already keeps {', '.join(taken)} (recordings are never overwritten).")
     add_exam(dest.parent, {k: v.to_json() for k, v in results.items()})

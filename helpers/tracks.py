@@ -122,19 +122,25 @@ class Experiment:
                 + f"<p>{html.escape(self.why)}</p>" + folded)
 
 
+CI_WHY = "ci track: 12 rows, 3 steps — exercises the code path only"
+
+
+def _on_track(track: str, own: dict) -> dict:
+    """An experiment's own values with what its track adds: nothing on the gpu track; on the cpu and ci tracks
+    their common settings and the CPU speed flags (the experiment's own values win over the common ones)."""
+    if track == "gpu":
+        return dict(own)
+    return {**(_CPU_COMMON if track == "cpu" else _CI_COMMON), **own, **cpu_speed_flags()}
+
+
 def experiments(track: str | None = None) -> list[Experiment]:
     track = track or environment.detect_track().name
     out = []
     for i, lesson in enumerate(LESSON):
         title, state, move = TITLES[i]
-        if track == "gpu":
-            params, why = dict(lesson), "the lesson's exact values"
-        elif track == "cpu":
-            params, why = {**_CPU_COMMON, **CPU[i], **cpu_speed_flags()}, CPU_WHY[i]
-        else:
-            params, why = ({**_CI_COMMON, **CI[i], **cpu_speed_flags()},
-                           "ci track: 12 rows, 3 steps — exercises the code path only")
-        out.append(Experiment(i + 1, title, state, move, lesson, params, why))
+        own = {"gpu": lesson, "cpu": CPU[i], "ci": CI[i]}[track]
+        why = {"gpu": "the lesson's exact values", "cpu": CPU_WHY[i], "ci": CI_WHY}[track]
+        out.append(Experiment(i + 1, title, state, move, lesson, _on_track(track, own), why))
     return out
 
 
@@ -151,20 +157,19 @@ EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max
 # minutes on 2 cores, where experiments 4 and 5 together take twenty).
 CALC_LESSON = dict(LESSON[4], dataset="train_1k_calc")
 CALC = {"gpu": dict(CALC_LESSON, val_dataset="val_calc"),
-        "cpu": dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=25,
-                    dataset="train_1k_calc", val_dataset="val_calc"),
+        "cpu": {**{k: v for k, v in CPU[3].items() if k != "lr_scheduler_kwargs"},  # one whole schedule
+                "dataset": "train_1k_calc", "val_dataset": "val_calc"},
         "ci": dict(learning_rate=1e-3, lora_rank=8, dataset="train_1k_calc", val_dataset="val_calc")}
 CALC_WHY = {"gpu": "experiment 5's values, on the calculator data",
             "cpu": "experiment 4's knobs for one whole epoch of the calculator data, its learning rate falling to 0",
-            "ci": "ci track: 12 rows, 3 steps — exercises the code path only"}
+            "ci": CI_WHY}
 
 
 def calculator_experiment(track: str | None = None) -> Experiment:
     """Experiment 6, after the lesson's five: the best knobs, trained on the calculator data."""
     track = track or environment.detect_track().name
-    common = {"gpu": {}, "cpu": {**_CPU_COMMON, **cpu_speed_flags()}, "ci": {**_CI_COMMON, **cpu_speed_flags()}}[track]
     return Experiment(6, "a calculator", "(going further: not in the lesson)",
-                      "compare it with and without its calculator", CALC_LESSON, {**common, **CALC[track]},
+                      "compare it with and without its calculator", CALC_LESSON, _on_track(track, CALC[track]),
                       CALC_WHY[track])
 
 
