@@ -5,6 +5,7 @@ path in seconds (its scores mean nothing)."""
 from __future__ import annotations
 
 import html
+import json
 import sys
 from dataclasses import dataclass, field
 
@@ -56,11 +57,13 @@ def cpu_speed_flags() -> dict:
     return flags
 
 
-# Experiment 4 trains the first of two epochs of a cosine schedule, so that experiment 5, which continues it
-# into the second, goes on down the same curve to zero: no warm restart of the learning rate in the middle.
-# transformers' cosine is 0.5·(1 + cos(2π·num_cycles·t/T)); a quarter cycle over 125 steps is exactly the first
-# 125 steps of the half cycle over 250 that experiment 5's resumed run continues (ms-swift's warmup is 0).
-FIRST_OF_TWO_EPOCHS = {"lr_scheduler_kwargs": '{"num_cycles": 0.25}'}
+# Experiment 4 trains the first epoch of a cosine schedule over EXP5_EPOCHS epochs, so that experiment 5, which
+# continues it to the end, goes on down the same curve to zero: no warm restart of the learning rate in the middle.
+# transformers' cosine is 0.5·(1 + cos(2π·num_cycles·t/T)); over experiment 4's T steps, num_cycles = 1/(2·n) is
+# exactly the first T steps of the half cycle over n·T steps that experiment 5's resumed run follows (ms-swift's
+# warmup is 0). Three epochs, not two: in fp32 the eval loss was still falling at the end of the second.
+EXP5_EPOCHS = 3
+FIRST_EPOCH = {"lr_scheduler_kwargs": json.dumps({"num_cycles": 1 / (2 * EXP5_EPOCHS)})}
 
 # cpu track: rows ≤192 tokens (max_length 256 keeps them all), one optimizer step per batch (the default would accumulate 2 batches),
 # a 20-row validation subset so evaluation stays cheap, no dataloader worker process.
@@ -73,17 +76,17 @@ CPU = [
     dict(learning_rate=1e-3, lora_rank=4, num_train_epochs=12, batch_size=8, eval_steps=3, dataset="train_100",
          train_rows=16),
     dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=25, dataset="train_1k",
-         **FIRST_OF_TWO_EPOCHS),
-    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=2, batch_size=8, eval_steps=25, dataset="train_1k",
-         resume_from="exp4"),
+         **FIRST_EPOCH),
+    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=EXP5_EPOCHS, batch_size=8, eval_steps=25,
+         dataset="train_1k", resume_from="exp4"),
 ]
 CPU_WHY = [
     "the same learning rate 0.1, on 64 rows; evaluate every 2 steps on 20 rows",
     "5e-5 barely moves a 135 M model in the 8 steps a CPU can spare; 3e-4 shows the same still-falling curves",
     "50 epochs of 100 rows would take hours here: 16 rows × 12 epochs at 1e-3 are memorised just as surely",
     "all 1,000 rows for 1 epoch at 1e-3, evaluated every 25 steps (the lesson's 3 epochs at 5e-5 would take "
-    "hours here); its learning rate follows the first half of a two-epoch schedule, so experiment 5 can go on",
-    "continues experiment 4's run into a second epoch (ms-swift --resume_from_checkpoint) instead of starting "
+    "hours here); its learning rate follows the first third of a three-epoch schedule, so experiment 5 can go on",
+    "continues experiment 4's run for two more epochs (ms-swift --resume_from_checkpoint) instead of starting "
     "over, with the learning rate going on down to zero: the lesson's 15 fresh epochs would take a day here",
 ]
 
@@ -91,8 +94,8 @@ _CI_COMMON = dict(max_length=256, train_rows=12, val_rows=4, gradient_accumulati
                   dataloader_num_workers=0, batch_size=4, eval_steps=1, num_train_epochs=1)
 CI = [dict(learning_rate=lesson["learning_rate"], lora_rank=lesson["lora_rank"], dataset=lesson["dataset"])
       for lesson in LESSON]
-CI[3].update(FIRST_OF_TWO_EPOCHS)
-CI[4].update(num_train_epochs=2, resume_from="exp4")  # the cpu track's continuation, exercised
+CI[3].update(FIRST_EPOCH)
+CI[4].update(num_train_epochs=EXP5_EPOCHS, resume_from="exp4")  # the cpu track's continuation, exercised
 
 
 # what a track changes besides the lesson's knobs that a learner should see: how much data, where it continues,

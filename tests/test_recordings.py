@@ -7,8 +7,8 @@ import pytest
 from helpers import paths, recordings, tracks
 
 CPU = paths.RECORDINGS_DIR / "cpu"
-# What the real cpu-track logs show: the lesson's five states. Experiment 5 continues experiment 4's run into a
-# second epoch; its curves start with experiment 4's points, and over the whole training its eval loss has
+# What the real cpu-track logs show: the lesson's five states. Experiment 5 continues experiment 4's run for two
+# more epochs; its curves start with experiment 4's points, and over the whole training its eval loss has
 # flattened at its minimum.
 EXPECTED = {"exp1": "failed", "exp2": "underfitting", "exp3": "overfitting", "exp4": "underfitting",
             "exp5": "converged"}
@@ -153,3 +153,25 @@ def test_the_overlay_shows_every_run_its_learning_rate_and_a_continued_run_from_
     labels = [t.get_text() for t in loss_ax.get_yticklabels() if t.get_text()]
     assert labels and all("$" not in t for t in labels)  # plain numbers, no mathtext
     plt.close(fig)
+
+
+def test_experiment_6_learned_to_call_its_calculator_and_leans_on_it():
+    """Issue 19's targets, held against the recorded run: with its calculator experiment 6 answers ≥ 7 of the
+    lesson's ten and ≥ 70 of exam_100 (strict) and gets the radish field right; without the calculator the same
+    model does clearly worse, so what it learned is when and what to compute, not the arithmetic itself."""
+    rec = recordings.recorded_exams("cpu")
+    tool_test, tool_100, tool_demo = rec.calc_tool_test, rec.calc_tool_100, rec.calc_tool_demo
+    plain_test, plain_100 = rec.calc_plain_test, rec.calc_plain_100
+    assert tool_test.n == plain_test.n == 10 and tool_100.n == plain_100.n == 100 and tool_demo.n == 1
+    assert tool_test.strict_score >= 70 and tool_100.strict_score >= 70 and tool_demo.strict_score == 100
+    assert tool_100.strict_score - plain_100.strict_score >= 20 and tool_test.strict_score > plain_test.strict_score
+    assert tool_100.strict_score > rec.tuned_100.strict_score  # better than the best of the five without a tool
+    assert tool_100.settings["tool"] and not plain_100.settings["tool"]
+    assert tool_100.calls[0] >= 100  # it called the calculator, about once per step of a solution
+
+
+def test_experiment_6_recording_is_a_fresh_run_on_the_calculator_data():
+    meta = json.loads((CPU / "exp6" / "ftlab_run.json").read_text())
+    assert meta["status"] == "finished" and meta["track"] == "cpu"
+    assert "train_1k_calc.jsonl" in meta["command"] and "--resume_from_checkpoint" not in meta["command"]
+    assert recordings.load_recording("cpu/exp6").diagnosis.state in ("converged", "underfitting")
