@@ -7,8 +7,8 @@ import pytest
 from helpers import paths, recordings, tracks
 
 CPU = paths.RECORDINGS_DIR / "cpu"
-# What the real cpu-track logs show: the lesson's five states. Experiment 5 continues experiment 4's run for two
-# more epochs; its curves start with experiment 4's points, and over the whole training its eval loss has
+# What the real cpu-track logs show: the lesson's five states. Experiment 5 continues experiment 4's run into a
+# second epoch; its curves start with experiment 4's points, and over the whole training its eval loss has
 # flattened at its minimum.
 EXPECTED = {"exp1": "failed", "exp2": "underfitting", "exp3": "overfitting", "exp4": "underfitting",
             "exp5": "converged"}
@@ -155,6 +155,11 @@ def test_the_overlay_shows_every_run_its_learning_rate_and_a_continued_run_from_
     plt.close(fig)
 
 
+needs_exp6 = pytest.mark.skipif(not (CPU / "exp6").is_dir(), reason="experiment 6 is not in the cpu recording yet "
+                                "(its notebook section waits in notebooks/src/drafts/ for the next recording)")
+
+
+@needs_exp6
 def test_experiment_6_learned_to_call_its_calculator_and_leans_on_it():
     """Issue 19's targets, held against the recorded run: with its calculator experiment 6 answers ≥ 7 of the
     lesson's ten and ≥ 70 of exam_100 (strict) and gets the radish field right; without the calculator the same
@@ -170,6 +175,7 @@ def test_experiment_6_learned_to_call_its_calculator_and_leans_on_it():
     assert tool_100.calls[0] >= 100  # it called the calculator, about once per step of a solution
 
 
+@needs_exp6
 def test_experiment_6_recording_is_a_fresh_run_on_the_calculator_data():
     meta = json.loads((CPU / "exp6" / "ftlab_run.json").read_text())
     assert meta["status"] == "finished" and meta["track"] == "cpu"
