@@ -2,15 +2,15 @@
 
 Where each idea lives, bottom to top (a module imports only from its own layer's earlier modules or below):
 
-  ground     paths (course folders) · view (the one table helper, state colours) · shapes (LoRA counts) ·
+  ground     paths (course folders) · knobs (the lesson's six knobs, defined once) · view (the one table helper, state colours) · shapes (LoRA counts) ·
              swiftlog (the one swift-log reader) · pace (a measured step, the lab's time here) ·
              process (child process trees, their guard, one training per machine) ·
              environment (machine, track, versions, memory estimate) · models (which model, its folder, chat template) ·
-             data (rows, the prompt format, validation) · calculator (the call syntax, safe arithmetic)
+             data (rows, the prompt format, the {{ans:}} tag, validation) · calculator (the call syntax, safe arithmetic)
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
              plots) · quiz
-  engine     swift_runner (flags, argv) · tracks (the five experiments per track) · history (Run, and every run on disk) ·
+  engine     swift_runner (argv, swift processes) · tracks (the five experiments per track) · history (Run, and every run on disk) ·
              training (sft, watch) · inference (the one model loader) · exams · merging · recordings · ask ·
              classroom (the playground: the lesson's knobs as widgets, a Train button)
   face       this API · cli (`python -m helpers`)
@@ -20,7 +20,7 @@ The API is imported lazily, so `import helpers` stays fast.
 """
 
 LAYERS = {
-    "ground": ["paths", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data", "calculator"],
+    "ground": ["paths", "knobs", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data", "calculator"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
     "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask", "classroom"],

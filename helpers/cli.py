@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from . import knobs
+
 
 def _check(args) -> int:
     from .environment import check_environment
@@ -91,9 +93,8 @@ def _pairs(rest: list[str]) -> dict:
 def _sft(args, rest) -> int:
     from .training import sft
 
-    run = sft(args.model, args.dataset, args.learning_rate, args.lora_rank, args.num_train_epochs, args.batch_size,
-              args.max_length, args.eval_steps, val_dataset=args.val_dataset, train_rows=args.train_rows,
-              val_rows=args.val_rows, label=args.label, nproc_per_node=args.nproc_per_node, show=True, **_pairs(rest))
+    run = sft(args.model, args.dataset, **{name: getattr(args, name) for name in knobs.NAMES},
+              val_dataset=args.val_dataset, train_rows=args.train_rows, val_rows=args.val_rows, label=args.label, nproc_per_node=args.nproc_per_node, show=True, **_pairs(rest))
     print(f"{run.status}: {run.run_dir}")  # sft(show=True) has already shown the diagnosis card
     return {"finished": 0, "interrupted": 130}.get(run.status, 1)
 
@@ -170,12 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None)
     p.add_argument("--dataset", default="train_100")
     p.add_argument("--val_dataset", default="val")
-    p.add_argument("--learning_rate", type=float, default=1e-4)
-    p.add_argument("--lora_rank", type=int, default=8)
-    p.add_argument("--num_train_epochs", type=float, default=1)
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--max_length", type=int, default=512)
-    p.add_argument("--eval_steps", type=int, default=20)
+    for knob in knobs.KNOBS:
+        p.add_argument(f"--{knob.name}", type=knob.kind, default=knob.default, help=f"{knob.help} (swift --{knob.flag})")
     p.add_argument("--train_rows", type=int)
     p.add_argument("--val_rows", type=int)
     p.add_argument("--label")

@@ -13,15 +13,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import diagnosis, paths, process, swift_runner
+from . import diagnosis, knobs, paths, process, swift_runner
 from .cards import DiagnosisCard
 from .curves import overlay
 from .swiftlog import SwiftLog
 from .view import Html, table
 
 RUN_FILE = "ftlab_run.json"
-PARAM_KEYS = ["learning_rate", "lora_rank", "num_train_epochs", "batch_size", "max_length", "eval_steps",
-              "dataset", "train_rows"]
+PARAM_KEYS = [*knobs.NAMES, "dataset", "train_rows"]  # the runs table's columns
 
 
 @dataclass

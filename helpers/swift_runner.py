@@ -7,8 +7,6 @@ course folder; the printed form is the same list, quoted so it can be pasted int
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import os
 import shlex
 import subprocess
@@ -16,17 +14,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from . import paths, process
+from . import knobs, paths, process
 
-# lesson parameter name -> ms-swift 4.x flag (the 2.x names in the lesson no longer exist)
-LESSON_FLAGS = {
-    "learning_rate": "learning_rate",
-    "lora_rank": "lora_rank",
-    "num_train_epochs": "num_train_epochs",
-    "batch_size": "per_device_train_batch_size",
-    "max_length": "max_length",
-    "eval_steps": "eval_steps",
-}
 # lesson flags that were renamed, with the fix to show when a learner types the old one
 RENAMED = {
     "eval_step": "eval_steps",
@@ -82,37 +71,6 @@ def check_flags(flags: list[str], kind: str = "sft") -> None:
                          f"Fix: remove it or use a name from `swift {kind} --help`.")
 
 
-def _number(name: str, value, kind=float, minimum=None, strictly=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        try:
-            value = kind(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name}={value!r} is not a number. Fix: pass e.g. {name}=8.") from None
-    if kind is int and value != int(value):
-        raise ValueError(f"{name}={value!r} must be a whole number.")
-    value = kind(value)
-    if not math.isfinite(value) or (minimum is not None and (value <= minimum if strictly else value < minimum)):
-        raise ValueError(f"{name}={value!r} must be {'>' if strictly else '>='} {minimum}. Fix: pass a positive value.")
-    return value
-
-
-def check_params(learning_rate, lora_rank, num_train_epochs, batch_size, max_length, eval_steps) -> dict:
-    """Types and ranges of the lesson's knobs, before anything starts."""
-    p = {
-        "learning_rate": _number("learning_rate", learning_rate, float, 0),
-        "lora_rank": _number("lora_rank", lora_rank, int, 0),
-        "num_train_epochs": _number("num_train_epochs", num_train_epochs, float, 0),
-        "batch_size": _number("batch_size", batch_size, int, 0),
-        "max_length": _number("max_length", max_length, int, 16, strictly=False),
-        "eval_steps": _number("eval_steps", eval_steps, int, 0),
-    }
-    if p["num_train_epochs"] == int(p["num_train_epochs"]):
-        p["num_train_epochs"] = int(p["num_train_epochs"])
-    if p["learning_rate"] >= 10:
-        raise ValueError(f"learning_rate={learning_rate} is absurd (the lesson's failing run uses 0.1). Fix: use e.g. 1e-4.")
-    return p
-
-
 def flag_text(value) -> str:
     """A value as swift reads it on its command line (and as the course prints it): 5e-5, 0.1, true, a path."""
     if isinstance(value, Path):
@@ -132,7 +90,7 @@ def sft_command(model, dataset: Path, val_dataset: Path | None, params: dict, ou
     args += ["--dataset", paths.arg_path(dataset)]
     if val_dataset is not None:
         args += ["--val_dataset", paths.arg_path(val_dataset)]
-    for lesson, flag in LESSON_FLAGS.items():
+    for lesson, flag in knobs.FLAGS.items():
         args += [f"--{flag}", flag_text(params[lesson])]
     # the lesson saves a checkpoint at every evaluation; best_model_checkpoint needs that
     args += ["--save_steps", flag_text(params["eval_steps"]), "--per_device_eval_batch_size",

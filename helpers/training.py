@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import data, environment, models, paths, process, swift_runner
+from . import data, environment, knobs, models, paths, process, swift_runner
 from .curves import LiveCurves, Progress
 from .history import Run, is_run, runs
 from .shapes import DecoderShape
@@ -108,8 +108,12 @@ def _check_disk(need_gb: float) -> None:
                            "output/ or pick fewer epochs / a larger eval_steps.")
 
 
-def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_train_epochs=1, batch_size=8,
-        max_length=512, eval_steps=20, *, val_dataset="val", train_rows=None, val_rows=None, label=None,
+_D = knobs.DEFAULTS
+
+
+def sft(model=None, dataset="train_100", learning_rate=_D["learning_rate"], lora_rank=_D["lora_rank"],
+        num_train_epochs=_D["num_train_epochs"], batch_size=_D["batch_size"], max_length=_D["max_length"],
+        eval_steps=_D["eval_steps"], *, val_dataset="val", train_rows=None, val_rows=None, label=None,
         nproc_per_node=None, deepspeed=None, resume_from=None, wait=True, show=True, on_update=None,
         **extra) -> Run:
     """Fine-tune with `swift sft` (LoRA). Lesson parameter names map to ms-swift 4.x flags.
@@ -125,7 +129,7 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     track = environment.detect_track().name
     if not isinstance(model, models.Model):
         model = models.get_model(model)
-    params = swift_runner.check_params(learning_rate, lora_rank, num_train_epochs, batch_size, max_length, eval_steps)
+    params = knobs.check(learning_rate, lora_rank, num_train_epochs, batch_size, max_length, eval_steps)
     bad = sorted(set(extra) & swift_runner.RESERVED)
     if bad:
         raise ValueError(f"{', '.join(bad)} is set by sft() itself. Fix: use sft(model=..., dataset=..., val_dataset=...).")
@@ -183,6 +187,9 @@ def sft(model=None, dataset="train_100", learning_rate=1e-4, lora_rank=8, num_tr
     if wait:
         watch(run, child, show=show, on_update=on_update)
     return run
+
+
+sft.__doc__ = sft.__doc__.rstrip() + "\n\n    " + knobs.doc().replace("\n", "\n    ") + "\n"  # from the one table
 
 
 def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> Run:

@@ -16,7 +16,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from helpers import data, models, paths, swift_runner, tracks, training
+from helpers import data, knobs, models, paths, swift_runner, tracks, training
 
 pytestmark = pytest.mark.timeout(600)
 EDGE = ROOT / "tests" / "edge_files"
@@ -102,7 +102,7 @@ def test_swift_trains_every_row_validate_accepts(tmp_path):
     """swift's own data pipeline, fed what a ci-track sft() would feed it (the run's own copy of the data)."""
     model = models.get_model(None)
     p = tracks.experiments("ci")[1].params
-    params = swift_runner.check_params(p["learning_rate"], p["lora_rank"], 1, 2, MAX_LENGTH, 1)
+    params = knobs.check(p["learning_rate"], p["lora_rank"], 1, 2, MAX_LENGTH, 1)
     items, expected = [], {}
     for name, want in EXPECTED.items():
         if not isinstance(want, int):

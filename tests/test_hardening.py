@@ -21,7 +21,7 @@ import psutil
 import pytest
 from conftest import ROOT
 
-from helpers import models, paths, swift_runner, training
+from helpers import knobs, models, paths, swift_runner, training
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -122,7 +122,7 @@ def test_dataset_paths_never_become_flags(tmp_path, monkeypatch, name, where):
     out = folder / "-o run"
     out.mkdir()
     model = models.Model("m", folder / "-model dir", "llama", "chatml", 0.1, False)
-    params = swift_runner.check_params(1e-4, 8, 1, 4, 256, 1)
+    params = knobs.check(1e-4, 8, 1, 4, 256, 1)
     argv = swift_runner.sft_command(model, data, val, params, out)
     # flags are the even positions; every value that came from a path is a path, never an option
     values = dict(zip(argv[0::2], argv[1::2]))
@@ -132,7 +132,7 @@ def test_dataset_paths_never_become_flags(tmp_path, monkeypatch, name, where):
         assert not v.startswith("-"), f"{flag} {v!r} would be read as an option"
         assert (course / v).resolve() == path.resolve(), (flag, v)
     for a in argv:
-        assert not a.startswith("-") or a.startswith("--") and a[2:] in {*swift_runner.LESSON_FLAGS.values(),
+        assert not a.startswith("-") or a.startswith("--") and a[2:] in {*knobs.FLAGS.values(),
             "model", "model_type", "template", "dataset", "val_dataset", "output_dir", "add_version", "save_steps",
             "per_device_eval_batch_size", "check_model", "report_to"}, f"{a!r} is not a flag the helpers set"
     ckpt = folder / "-checkpoint-1"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import data, models, paths, swift_runner, tracks, training
+from helpers import data, knobs, models, paths, swift_runner, tracks, training
 from helpers.paths import DATA_DIR
 
 pytestmark = pytest.mark.timeout(1800)  # five trainings, an exam and a merge on a shared CPU
@@ -75,7 +75,7 @@ def test_the_five_commands_are_the_gpu_tracks_own(rehearsal):
         assert run.status == "finished", run.error
         # what a learner on an A10 runs, into the same folder: only --model and --max_steps differ
         extra = {k: v for k, v in run.extra.items() if k != "max_steps"}
-        params = swift_runner.check_params(**{k: e.params[k] for k in swift_runner.LESSON_FLAGS})
+        params = knobs.check(**{k: e.params[k] for k in knobs.NAMES})
         gpu_argv = swift_runner.sft_command(lesson, data.resolve_dataset(e.params["dataset"]),
                                             data.resolve_dataset("val"), params, run.run_dir, extra)
         argv = _without(run.argv, "--max_steps")

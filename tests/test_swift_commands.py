@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import models, swift_runner, tracks
+from helpers import knobs, models, swift_runner, tracks
 from helpers.data import resolve_dataset
 
 
@@ -18,7 +18,7 @@ def test_every_experiment_command_uses_real_sft_flags(track, tmp_path):
     known = swift_runner.known_flags("sft")
     for e in tracks.experiments(track):
         params = dict(e.params)
-        checked = swift_runner.check_params(**{k: params.pop(k) for k in swift_runner.LESSON_FLAGS})
+        checked = knobs.check(**{k: params.pop(k) for k in knobs.NAMES})
         dataset = params.pop("dataset")
         extra = {k: v for k, v in params.items() if k not in ("train_rows", "val_rows", "resume_from")}  # sft() options
         if "resume_from" in params:  # sft() turns it into this flag
@@ -33,7 +33,7 @@ def test_gpu_track_is_the_lessons_exact_command():
     model = models.lesson_model(Path("model"))
     e = tracks.experiments("gpu")[2]
     args = swift_runner.sft_command(model, resolve_dataset("train_100"), resolve_dataset("val"),
-                                    swift_runner.check_params(**{k: e.params[k] for k in swift_runner.LESSON_FLAGS}),
+                                    knobs.check(**{k: e.params[k] for k in knobs.NAMES}),
                                     Path("output/gpu/003-exp3"))
     text = swift_runner.printable("sft", args)
     for piece in ("--learning_rate 5e-5", "--lora_rank 4", "--num_train_epochs 50",
@@ -68,7 +68,7 @@ def test_renamed_lesson_flags_get_a_fix():
 def test_bad_parameters_are_rejected_with_a_reason(bad, match):
     params = dict(learning_rate=1e-4, lora_rank=8, num_train_epochs=1, batch_size=8, max_length=512, eval_steps=20)
     with pytest.raises(ValueError, match=match):
-        swift_runner.check_params(**params | bad)
+        knobs.check(**params | bad)
 
 
 def test_printed_command_quotes_awkward_paths():

@@ -14,14 +14,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import data, models, paths, swift_runner, tracks  # noqa: E402
+from helpers import data, knobs, models, paths, swift_runner, tracks  # noqa: E402
 
 EDGE = paths.COURSE_ROOT / "tests" / "edge_files"
 
 
 def swift_rows(model, train_file: Path, out: Path) -> str:
     p = tracks.experiments("ci")[1].params
-    params = swift_runner.check_params(p["learning_rate"], p["lora_rank"], 1, 2, 256, 1)
+    params = knobs.check(p["learning_rate"], p["lora_rank"], 1, 2, 256, 1)
     argv = swift_runner.sft_command(model, train_file, None, params, out,
                                     {"max_steps": 1, "eval_strategy": "no", "save_strategy": "no",
                                      "split_dataset_ratio": 0, "dataset_num_proc": 1})
