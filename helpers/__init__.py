@@ -33,7 +33,7 @@ _API = {
     "DATA_DIR": "paths",
     # training
     "experiments": "tracks", "calculator_experiment": "tracks", "plan_table": "tracks", "exam_settings": "tracks",
-    "sft": "training", "stop": "training", "Run": "history", "runs": "history", "compare_runs": "history",
+    "sft": "training", "stop": "training", "Run": "history", "runs": "history", "compare_runs": "history", "pick_best": "history",
     "diagnose": "diagnosis", "diagnose_log": "history", "thresholds_table": "cards",
     # exams
     "exam": "exams", "compare_exams": "exams", "misses": "exams", "wording_split": "exams", "scores_table": "exams", "over_credit_example": "exams",

@@ -17,7 +17,7 @@ from . import data, inference, paths, scoring
 from .cards import answer_html
 from .data import prompt_row
 from .quiz import WithFallback
-from .scoring import tagged_answer
+from .data import tagged_answer
 
 
 @dataclass

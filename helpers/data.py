@@ -62,10 +62,16 @@ def wording(question: str) -> str:
     return re.sub(r"\d+(?:[.,/]\d+)*", "#", " ".join(question.split()))
 
 
+def tagged_answer(text: str) -> str | None:
+    """The text inside the last `{{ans:...}}` tag (the one the strict rule reads), or None: the one tag reader,
+    for the answers in the data and the model's alike."""
+    tags = ANS_RE.findall(text)
+    return tags[-1].strip() if tags else None
+
+
 def expected_answer(row: dict) -> str:
     """N from the last `{{ans:N}}` of the assistant turn ('' when there is none)."""
-    tags = ANS_RE.findall(turn(row, "assistant"))
-    return tags[-1].strip() if tags else ""
+    return tagged_answer(turn(row, "assistant")) or ""
 
 
 # Top-level keys that ms-swift reads itself (its RowPreprocessor.standard_keys and the system-prompt columns):

@@ -252,6 +252,16 @@ def overlay_items(items: list[Run]) -> list[dict]:
     return out
 
 
+def pick_best(items: list[Run]) -> Run:
+    """The run whose checkpoint takes the exam: of the runs that finished with a best checkpoint, the one whose
+    eval loss reached the lowest value (notebook 03's choice, and the tests')."""
+    finished = [r for r in items if r.status == "finished" and r.best_checkpoint and r.curves()[1]]
+    if not finished:
+        raise ValueError("no run finished with a best checkpoint and an eval loss. Fix: train one with a "
+                         "validation set (val_dataset) that runs to its end.")
+    return min(finished, key=lambda r: min(v for _, v in r.curves()[1]))
+
+
 def compare_runs(items: list[Run], title: str = "All experiments on one chart"):
     """Overlay the loss curves of several runs and show their parameters side by side."""
     import matplotlib.pyplot as plt

@@ -20,7 +20,7 @@ def seed_score(response: str, expected) -> float:
     return 0.5 if str(expected) in response else 0.0
 
 
-def _number(text: str) -> Decimal | None:
+def _decimal(text: str) -> Decimal | None:
     clean = re.sub(r"[\s,_]", "", text.translate(MINUS))
     try:
         return Decimal(clean)
@@ -28,38 +28,32 @@ def _number(text: str) -> Decimal | None:
         return None
 
 
-def tagged_answer(response: str) -> str | None:
-    """The text inside the last `{{ans:...}}` tag (the one the strict rule reads), or None."""
-    tags = data.ANS_RE.findall(response)
-    return tags[-1].strip() if tags else None
-
-
 def strict_correct(response: str, expected) -> bool:
     """True only when the *last* `{{ans:X}}` tag holds a number equal to N (`1,200`, ` 60.0 ` tolerated)."""
-    tag = tagged_answer(response)
+    tag = data.tagged_answer(response)
     if tag is None:
         return False
-    got, want = _number(tag), _number(str(expected))
+    got, want = _decimal(tag), _decimal(str(expected))
     return got is not None and want is not None and got == want
 
 
 def last_number(response: str) -> Decimal | None:
     """The last number written in the answer ("… = 54 m²." → 54), tagged or not."""
     found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", response.translate(MINUS))
-    return _number(found[-1]) if found else None
+    return _decimal(found[-1]) if found else None
 
 
 def last_number_correct(response: str, expected) -> bool:
     """The third rule: is the last number in the answer N? It needs no tag, so it scores a base model's maths
     apart from the answer format it was never taught (and a fine-tuned model by the same rule)."""
-    got, want = last_number(response), _number(str(expected))
+    got, want = last_number(response), _decimal(str(expected))
     return got is not None and want is not None and got == want
 
 
 def has_format(response: str) -> bool:
     """Does the answer end its reasoning the trained way: an `{{ans:X}}` tag holding a number?"""
-    tag = tagged_answer(response)
-    return tag is not None and _number(tag) is not None
+    tag = data.tagged_answer(response)
+    return tag is not None and _decimal(tag) is not None
 
 
 @dataclass

@@ -22,7 +22,7 @@ def log_file(path) -> Path:
     return p / "logging.jsonl" if p.is_dir() else p
 
 
-def _number(x) -> float:
+def _float(x) -> float:
     try:
         return float(x)
     except (TypeError, ValueError):
@@ -85,11 +85,11 @@ class SwiftLog:
             step, info["max_steps"] = at
             info["last_step"] = max(info["last_step"], step)
             if "loss" in row:
-                self.train.append((step, _number(row["loss"])))
+                self.train.append((step, _float(row["loss"])))
                 if "learning_rate" in row:
-                    info["learning_rate"].append((step, _number(row["learning_rate"])))
+                    info["learning_rate"].append((step, _float(row["learning_rate"])))
             if "eval_loss" in row:
-                self.evals.append((step, _number(row["eval_loss"])))
+                self.evals.append((step, _float(row["eval_loss"])))
         if "train_runtime" in row:
             info["finished"] = True
         if "last_model_checkpoint" in row:

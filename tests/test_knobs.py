@@ -62,3 +62,20 @@ def test_check_takes_the_knobs_by_position_or_name_and_names_what_is_wrong():
 
 def test_the_runs_table_has_a_column_for_every_knob():
     assert history.PARAM_KEYS[:len(knobs.NAMES)] == list(knobs.NAMES)
+
+
+def test_pick_best_takes_the_finished_run_with_the_lowest_eval_loss_and_a_checkpoint(tmp_path):
+    """The one best-run choice (notebook 03 and the rehearsal use it): a failed or interrupted run, or one with no
+    checkpoint kept, never takes the exam, however low its eval loss."""
+    from types import SimpleNamespace
+
+    def run(label, status, evals, checkpoint=True):
+        return SimpleNamespace(label=label, status=status, best_checkpoint=tmp_path / label if checkpoint else None,
+                               curves=lambda: ([], evals, {}))
+
+    runs = [run("a", "finished", [(0, 1.5), (20, 0.30)]), run("b", "finished", [(0, 1.5), (20, 0.20), (40, 0.25)]),
+            run("c", "interrupted", [(0, 1.5), (20, 0.10)]), run("d", "finished", [(0, 1.5), (20, 0.05)], checkpoint=False),
+            run("e", "finished", [])]
+    assert history.pick_best(runs).label == "b"  # its minimum 0.20 counts, not its last 0.25
+    with pytest.raises(ValueError, match="no run finished"):
+        history.pick_best(runs[2:])

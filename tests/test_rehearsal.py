@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import data, knobs, models, paths, swift_runner, tracks, training
+from helpers import data, history, knobs, models, paths, swift_runner, tracks, training
 from helpers.paths import DATA_DIR
 
 pytestmark = pytest.mark.timeout(1800)  # five trainings, an exam and a merge on a shared CPU
@@ -39,9 +39,7 @@ def rehearsal(tmp_path_factory):
         model = models.get_model()  # what notebook 03 calls: the lesson model on the gpu track
         plan = tracks.experiments()  # the track from the environment, as the notebook does
         runs = [training.sft(model, **e.params, label=f"exp{e.number}", show=False) for e in plan]  # as notebook 03
-        # notebook 03's choice: the finished run whose eval loss reached the lowest value
-        finished = [r for r in runs if r.status == "finished" and r.best_checkpoint]
-        best_run = min(finished, key=lambda r: min(v for _, v in r.curves()[1]))
+        best_run = history.pick_best(runs)  # the API's choice, the one notebook 03 makes
         settings = tracks.EXAM["gpu"]
         tuned = exams.exam(best_run, DATA_DIR / "test.jsonl", **settings, save_to=False, progress=False)
         merged = merging.merge(best_run, show=False)
