@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from . import data, inference, paths, scoring
 from .cards import answer_html
-from .data import prompt_row
+from .data import prompt_row, tagged_answer
 from .quiz import WithFallback
-from .data import tagged_answer
 
 
 @dataclass

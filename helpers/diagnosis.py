@@ -117,12 +117,12 @@ class Diagnosis:
         ev = self.evidence
         parts = []
         if ev.get("train_first") is not None:  # the logged points, as drawn on the plot (not smoothed)
-            parts.append(f"train loss {_f(ev['train_first'])} at the start → lowest {_f(ev['train_lowest'])} "
-                         f"(step {ev['train_lowest_step']}) → {_f(ev['train_last'])} at step {ev['last_step']}")
+            parts.append(f"train loss {loss_text(ev['train_first'])} at the start → lowest {loss_text(ev['train_lowest'])} "
+                         f"(step {ev['train_lowest_step']}) → {loss_text(ev['train_last'])} at step {ev['last_step']}")
         if ev.get("eval_first") is not None:
             first = "before training (step 0)" if ev.get("eval_first_step") == 0 else "at the first evaluation"
-            parts.append(f"eval loss {_f(ev['eval_first'])} {first} → lowest {_f(ev['eval_min'])} "
-                         f"(step {ev['eval_min_step']}) → {_f(ev['eval_last'])} at step {ev['eval_last_step']}")
+            parts.append(f"eval loss {loss_text(ev['eval_first'])} {first} → lowest {loss_text(ev['eval_min'])} "
+                         f"(step {ev['eval_min_step']}) → {loss_text(ev['eval_last'])} at step {ev['eval_last_step']}")
         return "; ".join(parts) or "no curve yet"
 
 
@@ -200,7 +200,8 @@ def _tolerance(level: float) -> float:
     return max(EVAL_REL_TOL * level, EVAL_ABS_TOL)
 
 
-def _f(x: float) -> str:
+def loss_text(x: float) -> str:
+    """A loss (or a change of one) as the card's reasons write it: four significant digits."""
     return f"{x:.4g}"
 
 
@@ -294,26 +295,26 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
             notes.append(NO_EVAL_NOTE)
 
     # 2. failed
-    curve = f"train loss {_f(start)} → {_f(end)}"
+    curve = f"train loss {loss_text(start)} → {loss_text(end)}"
     eval_up = ""
     if len(e_loss) and e_last > e_first + tol:
-        eval_up = f"; eval loss also ended above its start ({_f(e_first)} → {_f(e_last)})"
+        eval_up = f"; eval loss also ended above its start ({loss_text(e_first)} → {loss_text(e_last)})"
     if end > start * (1 - FAILED_MIN_DROP):
         return verdict("failed", f"{curve}: not even {FAILED_MIN_DROP:.0%} below where it started{eval_up}.")
     if gave_back >= FAILED_GIVE_BACK:
-        return verdict("failed", f"{curve} after reaching {_f(low)} at step {int(t_steps[i_min])}: it climbed "
+        return verdict("failed", f"{curve} after reaching {loss_text(low)} at step {int(t_steps[i_min])}: it climbed "
                                  f"back by {gave_back:.0%} of its improvement{eval_up}.")
 
     # 3–5 with eval
     if has_eval:
-        evals = f"eval loss {_f(e_first)} → min {_f(e_min)} (step {int(e_steps[j_min])}) → {_f(e_last)}"
+        evals = f"eval loss {loss_text(e_first)} → min {loss_text(e_min)} (step {int(e_steps[j_min])}) → {loss_text(e_last)}"
         if e_last > e_min + tol and j_min < len(e_loss) - 1:
-            return verdict("overfitting", f"{curve} while {evals}: {_f(e_last - e_min)} above its minimum "
-                                          f"(tolerance {_f(tol)}).")
+            return verdict("overfitting", f"{curve} while {evals}: {loss_text(e_last - e_min)} above its minimum "
+                                          f"(tolerance {loss_text(tol)}).")
         if eval_falling:
             return verdict("underfitting", f"{curve} and {evals}: eval is still falling "
                                            f"({e_share:.0%} of its drop came in the second half).")
-        return verdict("converged", f"{curve} and {evals}: eval has flattened within {_f(tol)} of its minimum.")
+        return verdict("converged", f"{curve} and {evals}: eval has flattened within {loss_text(tol)} of its minimum.")
 
     # train only
     if train_falling:

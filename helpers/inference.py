@@ -49,7 +49,7 @@ def swift_template(model_dir: str | Path, model_type: str | None = None, templat
     return get_template(processor, template_type=template_type)
 
 
-def _resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, Path, str]:
+def resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, Path, str]:
     """(base model dir, model_type, template, adapter dir or None, results folder, label)."""
     if isinstance(model_or_run, models.Model):
         home = paths.OUTPUT_DIR / "exams" / model_or_run.name
@@ -58,7 +58,7 @@ def _resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, P
         ckpt = model_or_run.best_checkpoint or getattr(model_or_run, "last_checkpoint", None)
         if not ckpt:
             raise ValueError("this run has no checkpoint yet — fix: train it to the end (or pick another run)")
-        return _resolve(Path(ckpt))
+        return resolve(Path(ckpt))
     folder = Path(model_or_run)
     if (folder / "adapter_config.json").is_file():
         args = _read_json(folder / "args.json") or _read_json(folder.parent / "args.json")
@@ -84,7 +84,7 @@ def uses_calculator(model_or_run) -> bool:
     """Was this model trained on the calculator data (swift's args.json names a *_calc file), so that its
     answers call the calculator? False for a base model."""
     try:
-        resolved = _resolve(model_or_run)
+        resolved = resolve(model_or_run)
     except (ValueError, TypeError, OSError):  # not a model this course can load: it calls no calculator
         return False
     folder = resolved[3] or resolved[0]
@@ -94,7 +94,7 @@ def uses_calculator(model_or_run) -> bool:
 
 def base_of(model_or_run) -> Path:
     """The base model folder of a Model, a Run, a model folder or a LoRA checkpoint."""
-    return _resolve(model_or_run)[0]
+    return resolve(model_or_run)[0]
 
 
 def device() -> str:
@@ -109,7 +109,7 @@ def load(model_or_run, dtype=None) -> Loaded:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    base, model_type, template_type, adapter, home, label = _resolve(model_or_run)
+    base, model_type, template_type, adapter, home, label = resolve(model_or_run)
     where = device()
     dtype = dtype or (torch.bfloat16 if where == "cuda" else torch.float32)
     # a loading bar per model and swift's deprecation notices say nothing to a learner: keep them out of the notebook
@@ -137,7 +137,8 @@ def encode_prompt(template, row: dict) -> list[int]:
     return list(template.encode({"messages": msgs})["input_ids"])
 
 
-def _stop_ids(loaded: Loaded) -> list[int]:
+def stop_ids(loaded: Loaded) -> list[int]:
+    """The token ids that end an answer: the model's end-of-sequence ids and its chat template's turn end."""
     ids = set()
     for source in (loaded.lm.generation_config.eos_token_id, loaded.tokenizer.eos_token_id):
         ids.update(source if isinstance(source, list) else [source] if source is not None else [])
@@ -159,7 +160,7 @@ def _generate_rows(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int
     token, or one of `stop_strings`) rather than by running out of tokens."""
     import torch
 
-    stop = _stop_ids(loaded)
+    stop = stop_ids(loaded)
     pad = loaded.tokenizer.pad_token_id
     pad = pad if pad is not None else stop[0]
     width = max(len(p) for p in prompts)

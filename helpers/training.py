@@ -21,7 +21,7 @@ MAX_EVALS_ENV = "FTLAB_MAX_EVALS"
 _CHILDREN: dict = {}  # run folder -> its running swift process (sft(wait=False))
 
 
-def _new_run_dir(track: str, label: str) -> Path:
+def new_run_dir(track: str, label: str) -> Path:
     """output/<track>/<NNN>-<label>: the next free number, claimed atomically, so runs never collide."""
     base = paths.OUTPUT_DIR / track
     base.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def _resume_checkpoint(resume_from, track: str) -> Path:
     return Path(ckpt)
 
 
-def _write_history(ckpt: Path, run_dir: Path) -> None:
+def write_history(ckpt: Path, run_dir: Path) -> None:
     """The continued run's loss and eval lines up to the checkpoint, so the new run's curves start at step 0."""
     step = int(ckpt.name.rsplit("-", 1)[-1])
     source = ckpt.parent
@@ -159,12 +159,12 @@ def sft(model=None, dataset="train_100", learning_rate=_D["learning_rate"], lora
     lock = process.TrainingLock()
     taken_over = lock.claim(label)  # raises Busy, naming the live run, before anything is written
     try:
-        run_dir = _new_run_dir(track, label)
+        run_dir = new_run_dir(track, label)
         lock.update(run=paths.short(run_dir))
         if taken_over and show:
             print(taken_over)
         if resume_ckpt is not None:
-            _write_history(resume_ckpt, run_dir)
+            write_history(resume_ckpt, run_dir)
         train_file = data.write_run_copy(checks[train_path], train_rows, run_dir)
         val_file = data.write_run_copy(checks[val_path], val_rows, run_dir) if val_path else None
         args = swift_runner.sft_command(model, train_file, val_file, params, run_dir, extra)

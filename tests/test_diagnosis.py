@@ -235,7 +235,7 @@ def test_html_and_text_cards_are_deterministic():
     # the card shows curve numbers a learner can find on the plot, not the statistics behind the rule
     ev = a.evidence
     for key in ("train_first", "train_lowest", "train_last", "eval_first", "eval_min", "eval_last"):
-        assert diagnosis._f(ev[key]) in a.observation(), key
+        assert diagnosis.loss_text(ev[key]) in a.observation(), key
     assert f"step {ev['eval_min_step']}" in a.observation()
     assert "next_run_change" not in text and "tail_share" not in text
     assert "<details>" in html and html.index("Observation") < html.index("<details>")
@@ -352,7 +352,7 @@ def test_a_curve_whose_minimum_lies_back_has_stopped_falling():
 
 
 def test_a_continued_run_starts_with_the_history_of_the_run_it_continued(tmp_path):
-    from helpers.training import _write_history
+    from helpers.training import write_history
 
     train, ev, _ = curves("underfitting")
     parent = tmp_path / "004-exp4"
@@ -360,7 +360,7 @@ def test_a_continued_run_starts_with_the_history_of_the_run_it_continued(tmp_pat
     (parent / "logging.jsonl").write_text(swift_log(train, ev, 35))  # a finished run with its summary lines
     child = tmp_path / "005-exp5"
     child.mkdir()
-    _write_history(parent / "checkpoint-20", child)
+    write_history(parent / "checkpoint-20", child)
     later = [(s + 15, v * 0.99) for s, v in train if s >= 10]  # the continued run's own steps: 25..50
     (child / "logging.jsonl").write_text(swift_log(later, [(50, ev[-1][1] * 0.99)], 50, finished=False))
     got_train, got_eval, info = read_log(child)

@@ -126,7 +126,7 @@ def test_response_count_must_match():
 
 def test_resolve_model_run_and_adapter(tmp_path):
     model = embedded_model()
-    base, mtype, tmpl, adapter, home, _ = inf._resolve(model)
+    base, mtype, tmpl, adapter, home, _ = inf.resolve(model)
     assert (base, mtype, tmpl, adapter) == (model.path, "llama", "chatml", None)
     ckpt = tmp_path / "v0-x" / "checkpoint-5"
     ckpt.mkdir(parents=True)
@@ -134,11 +134,11 @@ def test_resolve_model_run_and_adapter(tmp_path):
     (ckpt / "args.json").write_text(json.dumps({"model": str(model.path), "model_type": "llama",
                                                 "template": "chatml"}))
     run = SimpleNamespace(best_checkpoint=None, last_checkpoint=str(ckpt))
-    assert inf._resolve(run)[:5] == (model.path, "llama", "chatml", ckpt, ckpt)
+    assert inf.resolve(run)[:5] == (model.path, "llama", "chatml", ckpt, ckpt)
     with pytest.raises(ValueError, match="neither a model folder"):
-        inf._resolve(tmp_path)
+        inf.resolve(tmp_path)
     with pytest.raises(ValueError, match="no checkpoint yet"):
-        inf._resolve(SimpleNamespace(best_checkpoint=None, last_checkpoint=None))
+        inf.resolve(SimpleNamespace(best_checkpoint=None, last_checkpoint=None))
 
 
 def test_exam_rejects_an_invalid_dataset(tmp_path):

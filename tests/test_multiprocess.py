@@ -35,7 +35,7 @@ def test_two_ranks_train_live_and_merge(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "OUTPUT_DIR", tmp_path / "output")
     params = {**tracks.experiments("ci")[1].params, "use_cpu": True}  # no CUDA here: ranks talk over gloo
     run = training.sft(models.standin_model(), **params, label="two ranks", nproc_per_node=2, wait=False, show=False)
-    proc = training._CHILDREN[run.run_dir]
+    proc = run.child  # the swift process sft(wait=False) started: the Run's public handle
     assert run.command.startswith("NPROC_PER_NODE=2 swift sft ")
     seen_ranks, live = set(), 0
     try:
@@ -117,7 +117,7 @@ def test_multi_node_variables_are_passed_and_printed(tmp_path, monkeypatch):
     monkeypatch.setattr(training.swift_runner, "launch", fake_launch)
     run = training.sft(models.standin_model(), **tracks.experiments("ci")[1].params, nproc_per_node=2, wait=False,
                        show=False)
-    training._CHILDREN.pop(run.run_dir).wait()
+    run.wait()
     assert launched == [{"NPROC_PER_NODE": "2", "NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1",
                          "MASTER_PORT": "29500"}]
     assert run.command.startswith("NPROC_PER_NODE=2 NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 "

@@ -131,7 +131,7 @@ def test_exam_uses_the_qwen2_5_template_and_the_trained_prompt(rehearsal):
     assert inference.encode_prompt(loaded.template, bare)[:len(system_start)] == system_start
     assert models.QWEN_SYSTEM in loaded.tokenizer.decode(inference.encode_prompt(loaded.template, bare))
     # stop words: the answer ends at <|im_end|> (qwen2_5's suffix), padding is <|endoftext|>
-    stops = inference._stop_ids(loaded)
+    stops = inference.stop_ids(loaded)
     assert loaded.tokenizer.convert_tokens_to_ids("<|im_end|>") in stops
 
 

@@ -33,12 +33,12 @@ def _env():
 SCRIPT = r"""
 import json, time
 from helpers import sft, merge, exam, experiments
-from helpers.training import watch, _CHILDREN
+from helpers.training import watch
 from helpers.paths import DATA_DIR
 
 p = experiments("ci")[1].params
 run = sft(**p, label="e2e & live", wait=False, show=False)
-proc = _CHILDREN[run.run_dir]
+proc = run.child  # the swift process of sft(wait=False): the Run's public handle
 live = 0
 while proc.poll() is None:
     train, evals, _ = run.curves()
@@ -52,7 +52,7 @@ _, evals, _ = run.curves()
 merged = merge(run, show=False)
 again = merge(run, show=False)
 answer = exam(merged, DATA_DIR / "demo.jsonl", max_new_tokens=16, save_to=False, progress=False).items[0].response
-print(json.dumps({"live": live, "status": run.status, "state": d.state, "dir": str(run.run_dir),
+print(json.dumps({"live": live, "status": run.status, "state": d.state, "rule": d.reason, "dir": str(run.run_dir),
                   "best": str(run.best_checkpoint), "last": str(run.last_checkpoint), "merged": str(merged),
                   "again": str(again), "answer": answer, "command": run.command, "first_eval_step": evals[0][0]}))
 """
@@ -65,7 +65,10 @@ def test_train_live_diagnose_merge_answer(course):
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["live"] >= 1, "a log point must be visible while swift is still training"
     assert r["status"] == "finished"
-    assert r["state"] in ("failed", "underfitting", "overfitting", "converged", "unknown")
+    # three steps at 5e-5 (the ci track's experiment 2): the train loss falls ~7 % (1.53 → 1.42 here), past the
+    # 5 % that rules out "failed", while the eval loss falls less than its tolerance (1.571 → 1.526, tolerance
+    # 0.076): flattened at its minimum, so "converged" (the verdict of a 3-step toy means nothing for learning)
+    assert r["state"] == "converged", r["rule"]
     run_dir = Path(r["dir"])
     assert str(course) in r["dir"] and run_dir.is_dir()
     assert Path(r["best"]).parent == run_dir and Path(r["last"]).name.startswith("checkpoint-")
@@ -86,7 +89,7 @@ def test_runs_never_overwrite_each_other(course):
     try:
         base = course / "output"
         training.paths.OUTPUT_DIR, old = base, training.paths.OUTPUT_DIR
-        made = [training._new_run_dir("ci", "same label") for _ in range(3)]
+        made = [training.new_run_dir("ci", "same label") for _ in range(3)]
     finally:
         training.paths.OUTPUT_DIR = old
         if env_before is not None:
