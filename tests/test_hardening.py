@@ -286,8 +286,8 @@ def test_interrupted_conversion_keeps_the_complete_cache(tmp_path):
         proc = _start(["prepare", "--force"], log, FTLAB_CACHE=str(cache))
         watched = {proc.pid}
         if stage == "loading":
-            _wait_for(lambda log=log: b"Converting" in log.read_bytes(), 120, "the conversion message", proc, log)
-            time.sleep(3)
+            # transformers' "Loading weights" bar: the model is being read, nothing written yet
+            _wait_for(lambda log=log: b"Loading weights" in log.read_bytes(), 120, "the model loading", proc, log)
         else:  # the temporary folder appears when save_pretrained starts writing
             _wait_for(lambda: any(cache.glob("models/.*.tmp-*")), 180, "the temporary folder", proc, log)
         rc = _interrupt(proc, watched)
@@ -326,15 +326,15 @@ def test_interrupted_merge_during_export_leaves_nothing(checkpoint, tmp_path):
     proc = _start(["merge", str(checkpoint)], log)
     watched = {proc.pid}
     _wait_for(lambda: b"swift export" in log.read_bytes(), 120, "the export command", proc, log)
-    # the swift export child is running: record it, give it a few seconds into the export
+    # the swift export child is running: record it, and wait until it has begun writing the merged model
     _wait_for(lambda: psutil.Process(proc.pid).children(recursive=True), 30, "the swift child", proc, log)
-    time.sleep(4)
+    tmp = checkpoint.parent / f".{checkpoint.name}-merging"
+    _wait_for(tmp.exists, 240, "swift export to start writing", proc, log)
     assert proc.poll() is None, "the export finished before it could be interrupted"
     rc = _interrupt(proc, watched)
     assert rc == 130, log.read_text()[-2000:]
     assert "Merge interrupted: nothing was written" in log.read_text()
-    time.sleep(0.5)
-    assert not _alive(watched), f"processes survived: {_alive(watched)}"
+    _wait_for(lambda: not _alive(watched), 5, "the interrupted processes to be gone")
     assert not _merge_leftovers(checkpoint), _merge_leftovers(checkpoint)
     assert _tree_hash(checkpoint) == before, "the checkpoint changed"
 
@@ -352,8 +352,7 @@ def test_interrupted_merge_during_verification_leaves_nothing(checkpoint, tmp_pa
         return (tmp / "config.json").is_file() and any(tmp.glob("*.safetensors")) and \
             not psutil.Process(proc.pid).children(recursive=True)
 
-    _wait_for(exported, 240, "the end of swift export", proc, log)
-    time.sleep(1)
+    _wait_for(exported, 240, "the end of swift export", proc, log)  # now the helpers verify the merged model
     assert proc.poll() is None, "merge finished before it could be interrupted"
     rc = _interrupt(proc, watched)
     assert rc == 130, log.read_text()[-2000:]
@@ -370,7 +369,6 @@ def test_interrupted_exam_writes_no_results(checkpoint, tmp_path):
     proc = _start(["exam", "--model", str(checkpoint), "--data", "resources/2_7/test.jsonl", "--out", str(out)], log)
     watched = {proc.pid}
     _wait_for(lambda: b"exam test:" in log.read_bytes(), 180, "the model to load (exam progress bar)", proc, log)
-    time.sleep(1)
     assert proc.poll() is None, "the exam finished before it could be interrupted"
     rc = _interrupt(proc, watched)
     assert rc != 0 and "interrupted" in log.read_text()

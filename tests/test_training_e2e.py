@@ -111,7 +111,10 @@ def test_ctrl_c_stops_the_whole_swift_process_group(course):
             trainer = [p for p in me.children(recursive=True) if "sft.py" in " ".join(p.cmdline())]
             time.sleep(0.5)
         assert trainer, "swift's trainer process never started"
-        time.sleep(3)
+        deadline = time.time() + 180
+        while time.time() < deadline and not any(course.glob("output/ci/*-interrupt-me/logging.jsonl")):
+            time.sleep(0.2)  # training has logged its first steps: interrupt it mid-run
+        assert proc.poll() is None, "the run ended before it could be interrupted"
         family = me.children(recursive=True)
         t0 = time.time()
         proc.send_signal(signal.SIGINT)
