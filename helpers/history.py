@@ -52,6 +52,7 @@ class Run:
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
         self._log = None
+        self._judged = None  # (what the log held, its diagnosis): judged again only when the log grew
         self.child = None  # the running swift process, when this kernel started it (sft(wait=False))
 
     # ---- persistence -------------------------------------------------------------------------
@@ -113,7 +114,7 @@ class Run:
         while process.alive(self.pid):
             time.sleep(poll_s)
         fresh = Run.load(self.run_dir)
-        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("child", "_log")})
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("child", "_log", "_judged")})
         return self
 
     def stop(self, why: str = "") -> None:
@@ -178,7 +179,10 @@ class Run:
         """The automatic verdict on swift's log (learning-rate schedule aware; see helpers/diagnosis.py)."""
         train, evals, info = self.curves()
         interrupted = self.status == "interrupted" or (self.log_path.is_file() and not info["completed"])
-        return judge(train, evals, info, interrupted)
+        seen = (len(train), len(evals), interrupted, info.get("completed"))
+        if self._judged is None or self._judged[0] != seen:
+            self._judged = (seen, judge(train, evals, info, interrupted))
+        return self._judged[1]
 
     def summary(self) -> str:
         return f"{self.label}: {self.status}, {self.diagnosis.state if self.log_path.is_file() else '-'}"

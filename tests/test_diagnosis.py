@@ -111,11 +111,11 @@ def test_constant_lr_underfitting_in_steps():
     assert d.state == "underfitting" and d.evidence["time_axis"] == "steps"
 
 
-def test_next_moves_follow_the_lesson():
-    assert "0.1 → 5e-5" in diagnosis.NEXT_MOVES["failed"]
-    assert "1 → 50" in diagnosis.NEXT_MOVES["underfitting"]
-    assert "1,000 rows" in diagnosis.NEXT_MOVES["overfitting"]
-    assert "best_model_checkpoint" in diagnosis.NEXT_MOVES["converged"]
+@pytest.mark.parametrize("state,lesson_move", [("failed", "0.1 → 5e-5"), ("underfitting", "1 → 50"),
+                                               ("overfitting", "1,000 rows"), ("converged", "best_model_checkpoint")])
+def test_a_diagnosed_run_suggests_the_lessons_next_move(state, lesson_move):
+    train, ev, lr = curves(state)
+    assert lesson_move in diagnose(train, ev, lr=lr).next_move
 
 
 def test_spike_then_fall_is_judged_against_the_start():

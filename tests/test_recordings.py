@@ -7,12 +7,10 @@ import pytest
 from helpers import paths, recordings, tracks
 
 CPU = paths.RECORDINGS_DIR / "cpu"
-# What the real cpu-track logs show: the lesson's five states. Experiment 5 continues experiment 4's run into a
-# second epoch; its curves start with experiment 4's points, and over the whole training its eval loss has
-# flattened at its minimum.
-EXPECTED = {"exp1": "failed", "exp2": "underfitting", "exp3": "overfitting", "exp4": "underfitting",
-            "exp5": "converged"}
-LESSON = {f"exp{i}": state for i, (_, state, _) in enumerate(tracks.TITLES, 1)}
+# The lesson's five states (tracks.TITLES), which the real cpu-track logs must show. Experiment 5 continues
+# experiment 4's run into a second epoch; its curves start with experiment 4's points, and over the whole training
+# its eval loss has flattened at its minimum.
+EXPECTED = {f"exp{i}": state for i, (_, state, _) in enumerate(tracks.TITLES, 1)}
 
 pytestmark = pytest.mark.skipif(not CPU.is_dir(), reason="no cpu recordings committed yet")
 
@@ -33,9 +31,6 @@ def test_real_cpu_logs_are_diagnosed_as_the_lesson_says(name, state):
     run = recordings.load_recording(f"cpu/{name}")
     assert run.diagnosis.state == state, str(run.diagnosis)
 
-
-def test_all_five_recorded_states_match_the_lesson():
-    assert EXPECTED == LESSON
 
 
 def test_experiment_5_continues_experiment_4():
@@ -181,3 +176,26 @@ def test_experiment_6_recording_is_a_fresh_run_on_the_calculator_data():
     assert meta["status"] == "finished" and meta["track"] == "cpu"
     assert "train_1k_calc.jsonl" in meta["command"] and "--resume_from_checkpoint" not in meta["command"]
     assert recordings.load_recording("cpu/exp6").diagnosis.state in ("converged", "underfitting")
+
+
+def test_a_runs_diagnosis_is_judged_once_per_log_size(tmp_path, monkeypatch):
+    """compare_runs and the cards ask a run for its diagnosis several times: it is judged again only when the
+    log has grown."""
+    import shutil
+
+    from helpers import history
+
+    calls = []
+    judge = history.judge
+    monkeypatch.setattr(history, "judge", lambda *a: calls.append(1) or judge(*a))
+    shutil.copytree(CPU / "exp3", tmp_path / "exp3")
+    run = history.Run.load(tmp_path / "exp3")
+    first = run.diagnosis
+    assert run.diagnosis is first and len(calls) == 1
+    log = tmp_path / "exp3" / "logging.jsonl"
+    last_eval = json.loads(next(r for r in reversed(log.read_text().splitlines()) if "eval_loss" in r))
+    with log.open("a") as f:  # one more evaluation, as swift appends it
+        f.write(json.dumps({**last_eval, "eval_loss": last_eval["eval_loss"] + 1.0}) + "\n")
+    again = run.diagnosis
+    assert run.curves()[1][-1][1] == last_eval["eval_loss"] + 1.0  # the grown log was read
+    assert again is not first and len(calls) == 2 and run.diagnosis is again
