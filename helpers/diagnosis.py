@@ -205,7 +205,122 @@ def loss_text(x: float) -> str:
     return f"{x:.4g}"
 
 
-# --- the judgement ---
+# --- the judgement, one function per rule of the module docstring ---
+
+@dataclass
+class TrainCurve:
+    """What rule 2 and the train-only rule read off the training curve (smoothed)."""
+    start: float  # the first logged loss, or the median of the first few if lower
+    end: float
+    low: float
+    low_step: int
+    gave_back: float  # how much of the improvement it climbed back (0–1+)
+    tail_share: float  # share of the drop that came in the second half of the learning done
+    falling: bool  # still falling at the end, out of the noise
+
+
+@dataclass
+class EvalCurve:
+    """What rules 3 and 4 read off the eval curve."""
+    first: float
+    low: float
+    low_step: int
+    last: float
+    tolerance: float
+    tail_share: float
+    falling: bool
+    low_is_last: bool
+
+
+def measure_train(t_steps, t_loss, lr, ev: dict) -> TrainCurve:
+    w = smoothing_window(len(t_loss))
+    sm = smooth(t_loss, w)
+    # the first logged loss, or the median of the first few if lower (a noisy first batch cannot
+    # pass for a high start, nor can a spike right after step 1)
+    start = min(float(t_loss[0]), float(sm[0]))
+    end = float(sm[-1])
+    i_min = int(sm.argmin())
+    low = float(sm[i_min])
+    gained = start - low
+    gave_back = (end - low) / gained if gained > 0 else 0.0
+    change, t_next, t_stat = _tail_trend(progress(t_steps, lr), t_loss, MIN_TRAIN_POINTS)
+    t_share = -change / gained if gained > 0 else 0.0
+    falling = t_share >= STILL_FALLING and -t_next > _tolerance(end) and t_stat <= -MIN_TREND_T
+    raw_min = int(np.nanargmin(t_loss))
+    ev.update(train_first=float(t_loss[0]), train_lowest=float(t_loss[raw_min]), train_lowest_step=int(t_steps[raw_min]),
+              train_last=float(t_loss[-1]))
+    ev.update(smoothing_window=w, train_start=start, train_end=end, train_min=low,
+              train_min_step=int(t_steps[i_min]), train_drop=(start - end) / start if start else 0.0,
+              train_gave_back=gave_back, train_tail_share=t_share, train_next_run_change=t_next,
+              train_tail_t=t_stat)
+    return TrainCurve(start, end, low, int(t_steps[i_min]), gave_back, t_share, falling)
+
+
+def measure_eval(e_steps, e_loss, lr, ev: dict) -> EvalCurve | None:
+    if not len(e_loss):
+        return None
+    esm = smooth(e_loss, smoothing_window(len(e_loss), minimum=1))
+    j_min = int(esm.argmin())
+    e_first, e_min, e_last = float(esm[0]), float(esm[j_min]), float(esm[-1])
+    tol = _tolerance(e_min)
+    # "still falling" is measured on the evaluations made during training: an evaluation before the first
+    # step (--eval_on_start) shows where the model started, and the first steps' big fall from there, which
+    # every run makes, would make any later fall look small
+    k = 1 if e_steps[0] == 0 and len(e_loss) >= 3 else 0
+    e_gained = float(esm[k]) - e_min
+    e_change, e_next, _ = _tail_trend(progress(e_steps[k:], lr), esm[k:], 2) if len(e_loss) >= 2 else (0.0, 0.0, 0.0)
+    e_share = -e_change / e_gained if e_gained > 0 else 0.0
+    falling = e_share >= STILL_FALLING and -e_next > tol and j_min >= len(e_loss) - LATE_MIN_EVALS
+    ev.update(eval_first=e_first, eval_first_step=int(e_steps[0]), eval_min=e_min, eval_min_step=int(e_steps[j_min]),
+              eval_last=e_last, eval_last_step=int(e_steps[-1]), eval_tolerance=tol, eval_tail_share=e_share,
+              eval_next_run_change=e_next)
+    return EvalCurve(e_first, e_min, int(e_steps[j_min]), e_last, tol, e_share, falling, j_min == len(e_loss) - 1)
+
+
+def eval_notes(n_eval: int) -> list[str]:
+    if not n_eval:
+        return [NO_EVAL_NOTE]
+    if n_eval < FEW_EVAL_POINTS:
+        return [f"few eval points (n={n_eval} < {FEW_EVAL_POINTS}): low confidence"] + ([NO_EVAL_NOTE] if n_eval < 2 else [])
+    return []
+
+
+def failed_reason(tr: TrainCurve, evc: EvalCurve | None) -> str | None:
+    """Rule 2 (after NaN): not 5 % below the start, or climbed back by half of what it gained."""
+    curve = f"train loss {loss_text(tr.start)} → {loss_text(tr.end)}"
+    eval_up = ""
+    if evc is not None and evc.last > evc.first + evc.tolerance:
+        eval_up = f"; eval loss also ended above its start ({loss_text(evc.first)} → {loss_text(evc.last)})"
+    if tr.end > tr.start * (1 - FAILED_MIN_DROP):
+        return f"{curve}: not even {FAILED_MIN_DROP:.0%} below where it started{eval_up}."
+    if tr.gave_back >= FAILED_GIVE_BACK:
+        return (f"{curve} after reaching {loss_text(tr.low)} at step {tr.low_step}: it climbed "
+                f"back by {tr.gave_back:.0%} of its improvement{eval_up}.")
+    return None
+
+
+def judge_with_eval(tr: TrainCurve, evc: EvalCurve) -> tuple[str, str]:
+    """Rules 3–5 with an eval curve: overfitting, underfitting, else converged."""
+    curve = f"train loss {loss_text(tr.start)} → {loss_text(tr.end)}"
+    evals = f"eval loss {loss_text(evc.first)} → min {loss_text(evc.low)} (step {evc.low_step}) → {loss_text(evc.last)}"
+    if evc.last > evc.low + evc.tolerance and not evc.low_is_last:
+        return "overfitting", (f"{curve} while {evals}: {loss_text(evc.last - evc.low)} above its minimum "
+                               f"(tolerance {loss_text(evc.tolerance)}).")
+    if evc.falling:
+        return "underfitting", (f"{curve} and {evals}: eval is still falling "
+                                f"({evc.tail_share:.0%} of its drop came in the second half).")
+    return "converged", f"{curve} and {evals}: eval has flattened within {loss_text(evc.tolerance)} of its minimum."
+
+
+def judge_train_only(tr: TrainCurve) -> tuple[str, str]:
+    """Rules 4–5 without an eval curve: the training loss decides (and cannot show overfitting)."""
+    curve = f"train loss {loss_text(tr.start)} → {loss_text(tr.end)}"
+    if tr.falling:
+        return "underfitting", (f"{curve}, still falling at the end ({tr.tail_share:.0%} of the drop came "
+                                "in the second half); no eval curve to confirm.")
+    return "converged", (f"{curve}, flat at the end ({tr.tail_share:.0%} of the drop in the second half); "
+                         "no eval curve to confirm.")
+
 
 def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = False, *,
              lr=(), last_step: int | None = None) -> Diagnosis:
@@ -234,91 +349,21 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
         notes.append(f"NaN/inf eval loss at step {int(bad_eval[0])}")
         e_steps, e_loss = e_steps[np.isfinite(e_loss)], e_loss[np.isfinite(e_loss)]
         ev["n_eval"] = len(e_loss)
-    if len(bad_train):
+    if len(bad_train):  # rule 2: NaN/inf
         s = int(bad_train[0])
         notes.append(f"NaN/inf loss at step {s}")
         ev["nan_step"] = s
         return verdict("failed", f"the training loss became NaN/inf at step {s}: the weights blew up.")
-    if len(t_loss) < MIN_TRAIN_POINTS:
+    if len(t_loss) < MIN_TRAIN_POINTS:  # rule 1
         return verdict("unknown", f"only {len(t_loss)} training loss point(s): need at least "
                                   f"{MIN_TRAIN_POINTS} to see a curve.")
 
-    # training curve
-    w = smoothing_window(len(t_loss))
-    sm = smooth(t_loss, w)
-    # the first logged loss, or the median of the first few if lower (a noisy first batch cannot
-    # pass for a high start, nor can a spike right after step 1)
-    start = min(float(t_loss[0]), float(sm[0]))
-    end = float(sm[-1])
-    i_min = int(sm.argmin())
-    low = float(sm[i_min])
-    gained = start - low
-    gave_back = (end - low) / gained if gained > 0 else 0.0
     lr = list(lr or ())
     ev["time_axis"] = "learning done (the learning rate added up)" if len(lr) >= 2 else "steps"
-    change, t_next, t_stat = _tail_trend(progress(t_steps, lr), t_loss, MIN_TRAIN_POINTS)
-    t_share = -change / gained if gained > 0 else 0.0
-    train_falling = (t_share >= STILL_FALLING and -t_next > _tolerance(end)
-                     and t_stat <= -MIN_TREND_T)
-    raw_min = int(np.nanargmin(t_loss))
-    ev.update(train_first=float(t_loss[0]), train_lowest=float(t_loss[raw_min]), train_lowest_step=int(t_steps[raw_min]),
-              train_last=float(t_loss[-1]))
-    ev.update(smoothing_window=w, train_start=start, train_end=end, train_min=low,
-              train_min_step=int(t_steps[i_min]), train_drop=(start - end) / start if start else 0.0,
-              train_gave_back=gave_back, train_tail_share=t_share, train_next_run_change=t_next,
-              train_tail_t=t_stat)
-
-    # eval curve
-    has_eval = len(e_loss) >= 2
-    if len(e_loss):
-        ew = smoothing_window(len(e_loss), minimum=1)
-        esm = smooth(e_loss, ew)
-        j_min = int(esm.argmin())
-        e_first, e_min, e_last = float(esm[0]), float(esm[j_min]), float(esm[-1])
-        tol = _tolerance(e_min)
-        # "still falling" is measured on the evaluations made during training: an evaluation before the first
-        # step (--eval_on_start) shows where the model started, and the first steps' big fall from there, which
-        # every run makes, would make any later fall look small
-        k = 1 if e_steps[0] == 0 and len(e_loss) >= 3 else 0
-        e_gained = float(esm[k]) - e_min
-        e_change, e_next, _ = _tail_trend(progress(e_steps[k:], lr), esm[k:], 2) if has_eval else (0.0, 0.0, 0.0)
-        e_share = -e_change / e_gained if e_gained > 0 else 0.0
-        eval_falling = e_share >= STILL_FALLING and -e_next > tol and j_min >= len(e_loss) - LATE_MIN_EVALS
-        ev.update(eval_first=e_first, eval_first_step=int(e_steps[0]), eval_min=e_min, eval_min_step=int(e_steps[j_min]),
-                  eval_last=e_last, eval_last_step=int(e_steps[-1]), eval_tolerance=tol, eval_tail_share=e_share,
-                  eval_next_run_change=e_next)
-    if not len(e_loss):
-        notes.append(NO_EVAL_NOTE)
-    elif len(e_loss) < FEW_EVAL_POINTS:
-        notes.append(f"few eval points (n={len(e_loss)} < {FEW_EVAL_POINTS}): low confidence")
-        if not has_eval:
-            notes.append(NO_EVAL_NOTE)
-
-    # 2. failed
-    curve = f"train loss {loss_text(start)} → {loss_text(end)}"
-    eval_up = ""
-    if len(e_loss) and e_last > e_first + tol:
-        eval_up = f"; eval loss also ended above its start ({loss_text(e_first)} → {loss_text(e_last)})"
-    if end > start * (1 - FAILED_MIN_DROP):
-        return verdict("failed", f"{curve}: not even {FAILED_MIN_DROP:.0%} below where it started{eval_up}.")
-    if gave_back >= FAILED_GIVE_BACK:
-        return verdict("failed", f"{curve} after reaching {loss_text(low)} at step {int(t_steps[i_min])}: it climbed "
-                                 f"back by {gave_back:.0%} of its improvement{eval_up}.")
-
-    # 3–5 with eval
-    if has_eval:
-        evals = f"eval loss {loss_text(e_first)} → min {loss_text(e_min)} (step {int(e_steps[j_min])}) → {loss_text(e_last)}"
-        if e_last > e_min + tol and j_min < len(e_loss) - 1:
-            return verdict("overfitting", f"{curve} while {evals}: {loss_text(e_last - e_min)} above its minimum "
-                                          f"(tolerance {loss_text(tol)}).")
-        if eval_falling:
-            return verdict("underfitting", f"{curve} and {evals}: eval is still falling "
-                                           f"({e_share:.0%} of its drop came in the second half).")
-        return verdict("converged", f"{curve} and {evals}: eval has flattened within {loss_text(tol)} of its minimum.")
-
-    # train only
-    if train_falling:
-        return verdict("underfitting", f"{curve}, still falling at the end ({t_share:.0%} of the drop came "
-                                       "in the second half); no eval curve to confirm.")
-    return verdict("converged", f"{curve}, flat at the end ({t_share:.0%} of the drop in the second half); "
-                                "no eval curve to confirm.")
+    tr = measure_train(t_steps, t_loss, lr, ev)
+    evc = measure_eval(e_steps, e_loss, lr, ev)
+    notes.extend(eval_notes(len(e_loss)))
+    failed = failed_reason(tr, evc)
+    if failed:
+        return verdict("failed", failed)
+    return verdict(*(judge_with_eval(tr, evc) if len(e_loss) >= 2 else judge_train_only(tr)))

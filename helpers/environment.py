@@ -234,6 +234,22 @@ def _recorded_cpu_run() -> str:
         return ""
 
 
+def _gpu_rows_and_advice(rep, gpu: dict, need: float) -> None:
+    """What check_environment says about a GPU: memory other processes hold, and whether the lesson fits."""
+    held = gpu_memory_held(own_pids={os.getpid()})
+    rep.rows.append(("GPU memory held by other processes", ", ".join(
+        f"{mib:,} MiB by pid {pid} ({Path(name).name})" for pid, name, mib in held) or "none"))
+    if held:
+        rep.advice.append(f"{sum(m for *_, m in held) / 1024:.1f} GiB of the GPU is held by other processes. A "
+                          "training from a restarted kernel? `python -m helpers runs` lists live runs and "
+                          "`python -m helpers stop RUN` stops one; otherwise end those processes (`nvidia-smi`).")
+    if gpu["total_gb"] >= need:
+        rep.advice.append(f"{gpu['name']} ({gpu['total_gb']:.0f} GiB): the gpu track fits (needs ~{need:.0f} GiB).")
+    else:
+        rep.advice.append(f"{gpu['name']} has {gpu['total_gb']:.0f} GiB, under the ~{need:.0f} GiB the lesson needs: "
+                          "lower batch_size to 8 or use the cpu track.")
+
+
 def check_environment(show: bool = True) -> EnvironmentReport:
     """Table of GPU / memory / disk / versions, the track that will be used and why, and advice."""
     gpu = gpu_info()
@@ -261,18 +277,7 @@ def check_environment(show: bool = True) -> EnvironmentReport:
     if live:
         rep.advice.append(process.busy_message(live))
     if gpu:
-        held = gpu_memory_held(own_pids={os.getpid()})
-        rep.rows.append(("GPU memory held by other processes", ", ".join(
-            f"{mib:,} MiB by pid {pid} ({Path(name).name})" for pid, name, mib in held) or "none"))
-        if held:
-            rep.advice.append(f"{sum(m for *_, m in held) / 1024:.1f} GiB of the GPU is held by other processes. A "
-                              "training from a restarted kernel? `python -m helpers runs` lists live runs and "
-                              "`python -m helpers stop RUN` stops one; otherwise end those processes (`nvidia-smi`).")
-    if gpu and gpu["total_gb"] >= need:
-        rep.advice.append(f"{gpu['name']} ({gpu['total_gb']:.0f} GiB): the gpu track fits (needs ~{need:.0f} GiB).")
-    elif gpu:
-        rep.advice.append(f"{gpu['name']} has {gpu['total_gb']:.0f} GiB, under the ~{need:.0f} GiB the lesson needs: "
-                          "lower batch_size to 8 or use the cpu track.")
+        _gpu_rows_and_advice(rep, gpu, need)
     else:
         rep.advice.append("No GPU: the cpu track runs the lesson's five experiments on SmolLM2-135M"
                           + _recorded_cpu_run() + ".")

@@ -108,6 +108,34 @@ def _check_disk(need_gb: float) -> None:
                            "output/ or pick fewer epochs / a larger eval_steps.")
 
 
+def _swift_flags(extra: dict, params: dict, deepspeed, resume_ckpt: Path | None, has_val: bool) -> dict:
+    """The swift flags sft() adds to the learner's own (checked: none that sft sets itself, all known to swift)."""
+    bad = sorted(set(extra) & swift_runner.RESERVED)
+    if bad:
+        raise ValueError(f"{', '.join(bad)} is set by sft() itself. Fix: use sft(model=..., dataset=..., val_dataset=...).")
+    max_evals = os.environ.get(MAX_EVALS_ENV)  # rehearsals: stop each run after N evaluations
+    if max_evals:
+        extra.setdefault("max_steps", int(max_evals) * params["eval_steps"])
+    swift_runner.check_flags(list(extra), "sft")
+    # one loss point per eval interval at least (swift's default of 5 leaves short runs with no curve)
+    extra.setdefault("logging_steps", max(1, min(5, params["eval_steps"])))
+    if deepspeed:
+        extra["deepspeed"] = deepspeed
+    if resume_ckpt is not None:
+        extra["resume_from_checkpoint"] = paths.arg_path(resume_ckpt)
+    elif has_val:  # an eval loss before the first step: the curve starts where the model started
+        extra.setdefault("eval_on_start", True)
+    return extra
+
+
+def _launch_env(nproc_per_node) -> dict:
+    """The variables swift's launch reads (and the printed command shows): GPUs per machine, several machines."""
+    env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
+    if env or os.environ.get("NNODES"):  # several machines: swift's torchrun launch reads these too; print them
+        env.update({k: os.environ[k] for k in swift_runner.MULTI_NODE_ENV if os.environ.get(k)})
+    return env
+
+
 _D = knobs.DEFAULTS
 
 
@@ -130,27 +158,11 @@ def sft(model=None, dataset="train_100", learning_rate=_D["learning_rate"], lora
     if not isinstance(model, models.Model):
         model = models.get_model(model)
     params = knobs.check(learning_rate, lora_rank, num_train_epochs, batch_size, max_length, eval_steps)
-    bad = sorted(set(extra) & swift_runner.RESERVED)
-    if bad:
-        raise ValueError(f"{', '.join(bad)} is set by sft() itself. Fix: use sft(model=..., dataset=..., val_dataset=...).")
-    max_evals = os.environ.get(MAX_EVALS_ENV)  # rehearsals: stop each run after N evaluations
-    if max_evals:
-        extra.setdefault("max_steps", int(max_evals) * params["eval_steps"])
-    swift_runner.check_flags(list(extra), "sft")
-    # one loss point per eval interval at least (swift's default of 5 leaves short runs with no curve)
-    extra.setdefault("logging_steps", max(1, min(5, params["eval_steps"])))
     train_path = data.resolve_dataset(dataset)
     val_path = data.resolve_dataset(val_dataset) if val_dataset else None
-    if deepspeed:
-        extra["deepspeed"] = deepspeed
     resume_ckpt = _resume_checkpoint(resume_from, track) if resume_from is not None else None
-    if resume_ckpt is not None:
-        extra["resume_from_checkpoint"] = paths.arg_path(resume_ckpt)
-    elif val_path is not None:  # an eval loss before the first step: the curve starts where the model started
-        extra.setdefault("eval_on_start", True)
-    env = {"NPROC_PER_NODE": str(int(nproc_per_node))} if nproc_per_node and int(nproc_per_node) > 1 else {}
-    if env or os.environ.get("NNODES"):  # several machines: swift's torchrun launch reads these too; print them
-        env.update({k: os.environ[k] for k in swift_runner.MULTI_NODE_ENV if os.environ.get(k)})
+    extra = _swift_flags(extra, params, deepspeed, resume_ckpt, val_path is not None)
+    env = _launch_env(nproc_per_node)
     checks = _check_data(train_path, val_path, train_rows, val_rows, model, params["max_length"])
     n_rows = len(checks[train_path].first(train_rows))
     _check_disk(_need_disk_gb(model, params, n_rows))
