@@ -162,7 +162,7 @@ def progress(steps, lr=()) -> np.ndarray:
     return np.interp(steps, np.arange(last + 1), done / done[-1])
 
 
-def _tail_trend(x, values, min_points: int) -> tuple[float, float, float]:
+def tail_trend(x, values, min_points: int) -> tuple[float, float, float]:
     """Straight-line fit over the second half of x (x starts at 0 at step 0).
 
     Returns (change over that half, change over a run as long again, t-statistic of the slope).
@@ -243,7 +243,7 @@ def measure_train(t_steps, t_loss, lr, ev: dict) -> TrainCurve:
     low = float(sm[i_min])
     gained = start - low
     gave_back = (end - low) / gained if gained > 0 else 0.0
-    change, t_next, t_stat = _tail_trend(progress(t_steps, lr), t_loss, MIN_TRAIN_POINTS)
+    change, t_next, t_stat = tail_trend(progress(t_steps, lr), t_loss, MIN_TRAIN_POINTS)
     t_share = -change / gained if gained > 0 else 0.0
     falling = t_share >= STILL_FALLING and -t_next > _tolerance(end) and t_stat <= -MIN_TREND_T
     raw_min = int(np.nanargmin(t_loss))
@@ -268,7 +268,7 @@ def measure_eval(e_steps, e_loss, lr, ev: dict) -> EvalCurve | None:
     # every run makes, would make any later fall look small
     k = 1 if e_steps[0] == 0 and len(e_loss) >= 3 else 0
     e_gained = float(esm[k]) - e_min
-    e_change, e_next, _ = _tail_trend(progress(e_steps[k:], lr), esm[k:], 2) if len(e_loss) >= 2 else (0.0, 0.0, 0.0)
+    e_change, e_next, _ = tail_trend(progress(e_steps[k:], lr), esm[k:], 2) if len(e_loss) >= 2 else (0.0, 0.0, 0.0)
     e_share = -e_change / e_gained if e_gained > 0 else 0.0
     falling = e_share >= STILL_FALLING and -e_next > tol and j_min >= len(e_loss) - LATE_MIN_EVALS
     ev.update(eval_first=e_first, eval_first_step=int(e_steps[0]), eval_min=e_min, eval_min_step=int(e_steps[j_min]),

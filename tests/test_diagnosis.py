@@ -400,3 +400,33 @@ def test_the_card_shows_readable_numbers_only():
     assert "projected" not in html and "t-statistic" not in html
     share = card.evidence["eval_tail_share"]
     assert f"<td>{share:.0%}</td>" in html and "learning done (the learning rate added up)" in html
+
+
+def test_the_training_curves_measures_worked_out_by_hand():
+    """Six points, window 3 (a rolling median that shrinks at the edges): smoothed 1.5, 1, 0.5, 0.5, 0.6, 0.7."""
+    d = diagnose([(1, 2.0), (2, 1.0), (3, 0.5), (4, 0.4), (5, 0.6), (6, 0.8)])
+    ev = d.evidence
+    assert ev["smoothing_window"] == 3
+    assert (ev["train_start"], ev["train_end"], ev["train_min"], ev["train_min_step"]) == (1.5, 0.7, 0.5, 3)
+    assert ev["train_gave_back"] == pytest.approx(0.2)  # (0.7 - 0.5) / (1.5 - 0.5)
+    assert ev["train_drop"] == pytest.approx(0.8 / 1.5)
+    assert (ev["train_first"], ev["train_lowest"], ev["train_lowest_step"], ev["train_last"]) == (2.0, 0.4, 4, 0.8)
+    assert d.observation() == "train loss 2 at the start → lowest 0.4 (step 4) → 0.8 at step 6"
+
+
+def test_tail_trend_is_a_least_squares_line_over_the_second_half():
+    from scipy import stats
+
+    x = np.arange(11) / 10  # 0 … 1: the second half is x ≥ 0.5, six points
+    y = np.array([1.0, 0.9, 0.75, 0.7, 0.62, 0.55, 0.52, 0.47, 0.45, 0.41, 0.40])
+    change, next_run, t = diagnosis.tail_trend(x, y, 3)
+    fit = stats.linregress(x[5:], y[5:])
+    assert change == pytest.approx(fit.slope * 0.5) and next_run == pytest.approx(fit.slope * 1.0)
+    assert t == pytest.approx(fit.slope / fit.stderr)
+    # a straight line has no scatter: its t is as large as the clip allows, with the slope's sign
+    assert diagnosis.tail_trend(x, 2 - x, 3) == pytest.approx((-0.5, -1.0, -999.0))
+    assert diagnosis.tail_trend(x, 1 + 0 * x, 3) == (0.0, 0.0, 0.0)
+    assert diagnosis.tail_trend([0.0, 0.0], [1.0, 2.0], 2) == (0.0, 0.0, 0.0)  # no spread in x: no line
+    # min_points wins over a short half: the last 4 points, not the last 2
+    change4, _, _ = diagnosis.tail_trend([0, 1, 2, 3, 10], [5, 4, 3, 2, 1], 4)
+    assert change4 == pytest.approx(stats.linregress([1, 2, 3, 10], [4, 3, 2, 1]).slope * 5)
