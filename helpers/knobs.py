@@ -37,7 +37,7 @@ class Knob:
         given, value = value, self.kind(value)
         low = value < self.minimum if self.inclusive else value <= self.minimum
         if not math.isfinite(value) or low:
-            raise ValueError(f"{self.name}={given!r} must be {'>=' if self.inclusive else '>'} {self.minimum}. "
+            raise ValueError(f"{self.name}={value!r} must be {'>=' if self.inclusive else '>'} {self.minimum}. "
                              f"Fix: pass a positive value, e.g. {self.name}={self.default}.")
         if self.maximum is not None and value >= self.maximum:
             raise ValueError(f"{self.name}={given!r} {self.too_big}")
