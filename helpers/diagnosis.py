@@ -218,6 +218,11 @@ class TrainCurve:
     tail_share: float  # share of the drop that came in the second half of the learning done
     falling: bool  # still falling at the end, out of the noise
 
+    @property
+    def text(self) -> str:
+        """How every reason opens: the smoothed start and end."""
+        return f"train loss {loss_text(self.start)} → {loss_text(self.end)}"
+
 
 @dataclass
 class EvalCurve:
@@ -287,7 +292,7 @@ def eval_notes(n_eval: int) -> list[str]:
 
 def failed_reason(tr: TrainCurve, evc: EvalCurve | None) -> str | None:
     """Rule 2 (after NaN): not 5 % below the start, or climbed back by half of what it gained."""
-    curve = f"train loss {loss_text(tr.start)} → {loss_text(tr.end)}"
+    curve = tr.text
     eval_up = ""
     if evc is not None and evc.last > evc.first + evc.tolerance:
         eval_up = f"; eval loss also ended above its start ({loss_text(evc.first)} → {loss_text(evc.last)})"
@@ -301,7 +306,7 @@ def failed_reason(tr: TrainCurve, evc: EvalCurve | None) -> str | None:
 
 def judge_with_eval(tr: TrainCurve, evc: EvalCurve) -> tuple[str, str]:
     """Rules 3–5 with an eval curve: overfitting, underfitting, else converged."""
-    curve = f"train loss {loss_text(tr.start)} → {loss_text(tr.end)}"
+    curve = tr.text
     evals = f"eval loss {loss_text(evc.first)} → min {loss_text(evc.low)} (step {evc.low_step}) → {loss_text(evc.last)}"
     if evc.last > evc.low + evc.tolerance and not evc.low_is_last:
         return "overfitting", (f"{curve} while {evals}: {loss_text(evc.last - evc.low)} above its minimum "
@@ -314,7 +319,7 @@ def judge_with_eval(tr: TrainCurve, evc: EvalCurve) -> tuple[str, str]:
 
 def judge_train_only(tr: TrainCurve) -> tuple[str, str]:
     """Rules 4–5 without an eval curve: the training loss decides (and cannot show overfitting)."""
-    curve = f"train loss {loss_text(tr.start)} → {loss_text(tr.end)}"
+    curve = tr.text
     if tr.falling:
         return "underfitting", (f"{curve}, still falling at the end ({tr.tail_share:.0%} of the drop came "
                                 "in the second half); no eval curve to confirm.")
