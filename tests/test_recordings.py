@@ -151,7 +151,7 @@ def test_the_overlay_shows_every_run_its_learning_rate_and_a_continued_run_from_
 
 
 needs_exp6 = pytest.mark.skipif(not (CPU / "exp6").is_dir(), reason="experiment 6 is not in the cpu recording yet "
-                                "(its notebook section waits in notebooks/src/drafts/ for the next recording)")
+                                "(notebook 03 section 8 records it on the next cpu-track recording)")
 
 
 @needs_exp6
