@@ -39,13 +39,13 @@ _API = {
     "exam": "exams", "compare_exams": "exams", "misses": "exams", "wording_split": "exams", "scores_table": "exams", "over_credit_example": "exams",
     "ExamResult": "scoring",
     # after training
-    "merge": "merging", "ask_your_model": "ask", "prompt_row": "data",
+    "merge": "merging", "ask_your_model": "ask", "prompt_row": "data", "read_rows": "data", "turn": "data",
     "encode_prompt": "inference", "swift_template": "inference",
     # for a class
     "playground": "classroom",
     # recordings of real runs
     "replay": "recordings", "save_recording": "recordings", "load_recording": "recordings",
-    "save_exams": "recordings", "recorded_exams": "recordings",
+    "save_exams": "recordings", "add_exams": "recordings", "recorded_exams": "recordings",
 }
 
 __all__ = sorted(_API)

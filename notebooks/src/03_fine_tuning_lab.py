@@ -28,7 +28,7 @@
 # | track | model | where | what it runs |
 # |---|---|---|---|
 # | `gpu` | Qwen2.5-1.5B-Instruct | one GPU with ≥ 16 GiB (PAI DSW A10) | the lesson's exact five experiments |
-# | `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to a laptop: the recorded run of this notebook took 30 min on 2 slow cores (bf16) |
+# | `cpu` | SmolLM2-135M-Instruct (ships with the course) | any laptop | the five experiments scaled to a laptop, and a sixth with a calculator: the recorded run of this notebook took 44 min on 2 cores (bf16 on AMX) |
 # | `ci` | SmolLM2-135M-Instruct | test machines | every code path in seconds, plus replays of real cpu-track runs |
 
 # %%
@@ -430,7 +430,8 @@ tuned_demo
 # wrong: "Area = 18 × 6 ÷ 2 = 124 ÷ 2 = 68", then 68 × 12 = 792 kg instead of 54 × 12 = 648. That is what
 # fine-tuning taught a 135 M model here: *which* steps to write, in the trained layout, on every question
 # (format 100 %), not reliable multiplication. The same kind of slip explains most of its misses in the
-# table above. A calculator tool, deciding what to compute and handing the computing over, is the next step.
+# table above. A calculator tool, deciding what to compute and handing the computing over, is the next step:
+# section 8 takes it.
 
 # %% [markdown]
 # For reference, the scores of the recorded cpu-track run (the run whose outputs are stored in this notebook,
@@ -590,7 +591,7 @@ _ = replay("cpu/exp3", speed=30)  # draws the run and its card; the Run it retur
 # %%
 # NBVAL_CHECK_OUTPUT
 
-from helpers.data import read_rows, turn
+from helpers import read_rows, turn
 
 plain_row, calc_row = (read_rows(DATA_DIR / f"{name}.jsonl")[2] for name in ("train_1k", "train_1k_calc"))
 print("plain:     ", turn(plain_row, "assistant").replace("\n", "\n            "))
@@ -634,12 +635,27 @@ Markdown(scores_table({
 
 # %%
 if record:
-    from helpers.recordings import add_exams
+    from helpers import add_exams
 
     add_exams("cpu", calc_tool_test=calc[True]["the lesson's ten"], calc_tool_100=calc[True]["exam_100"],
               calc_tool_demo=calc[True]["radish field"], calc_plain_test=calc[False]["the lesson's ten"],
               calc_plain_100=calc[False]["exam_100"], calc_plain_demo=calc[False]["radish field"],
               base_demo=base_demo, tuned_demo=tuned_demo)
+
+# %% [markdown]
+# In the recorded cpu-track run, experiment 6 trained one epoch of the calculator rows (125 steps, 9 min here).
+# With its calculator it gets **9 of the lesson's ten** and **84 of exam_100** right under the strict rule,
+# against 5 and 47 for experiment 5, and the radish field right: `Area = <<18 × 6 ÷ 2>>54`, then
+# `<<54 × 12>>648 kg`. Fine-tuning taught it *when* to compute and *what* to write in the call; the calculator
+# did the multiplying that experiment 5 got wrong.
+#
+# Without the calculator the same model scores 2 of ten and 31 of 100, below experiment 5: it learned to leave
+# the numbers to the tool, and when nobody answers, what it writes after `>>` is a guess
+# (`<<18 × 6 ÷ 2>>128`, so 1,636 kg). Of its 16 misses on exam_100 with the calculator, 11 are steps the
+# calculator cannot do, so the model still does them alone: least common multiples (6), clock times (3) and
+# remainders (2); the other 5 are calls set up wrongly (a month's length, a forgotten + 1, the wrong
+# quantity). Its card says *underfitting*: the eval loss was still falling at the last step, so a second epoch,
+# as experiment 5 gave the plain rows, is the next experiment to try.
 
 # %% [markdown]
 # Each call and its result, on the lesson's ten questions (the calculator's column lists what it computed):
