@@ -63,7 +63,8 @@ def train_once(model, rows: int, steps: int, extra: dict, work: Path) -> dict:
     if proc.returncode:
         raise SystemExit(f"swift sft failed for {extra}:\n{proc.stdout[-3000:]}")
     log = SwiftLog(out)  # the package's one reader of swift's logging.jsonl
-    train_pts, eval_pts, _ = log.read()
+    state = log.read()
+    train_pts, eval_pts = state.train, state.evals
     summary = next(r for r in log.rows if "train_runtime" in r)
     shutil.rmtree(out, ignore_errors=True)
     return {"wall": wall, "runtime": float(summary["train_runtime"]), "train": train_pts, "eval": eval_pts}

@@ -48,8 +48,8 @@ def helper_run(rows: int, label: str):
     seen: list[float] = []
     stop = threading.Event()
 
-    def on_update(run, train, evals, info):  # called where the live figure is redrawn
-        updates.append((time.time(), len(train) + len(evals)))
+    def on_update(run, log):  # called where the live figure is redrawn
+        updates.append((time.time(), len(log.train) + len(log.evals)))
 
     def watch_file():
         log, count = None, 0
@@ -58,9 +58,10 @@ def helper_run(rows: int, label: str):
                 cands = sorted(paths.OUTPUT_DIR.glob(f"cpu/*-{label}"))
                 log = SwiftLog(cands[-1]) if cands else None
             if log is not None:
-                train, evals, _ = log.read()
-                seen.extend([time.time()] * (len(train) + len(evals) - count))
-                count = len(train) + len(evals)
+                state = log.read()
+                n = len(state.train) + len(state.evals)
+                seen.extend([time.time()] * (n - count))
+                count = n
             time.sleep(0.02)
 
     t = threading.Thread(target=watch_file, daemon=True)

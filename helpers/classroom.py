@@ -47,10 +47,10 @@ class RowPace:
         summary = next((r for r in rows(run.log_path) if "train_runtime" in r), None) if run.log_path.is_file() else None
         if summary is None:
             return None
-        _, evals, info = run.curves()
-        start = info["resumed_at"] or 0
-        steps = info["last_step"] - start
-        evals = [e for e in evals if e[0] >= start and not (start and e[0] == start)]
+        log = run.curves()
+        start = log.resumed_at or 0
+        steps = log.last_step - start
+        evals = [e for e in log.evals if e[0] >= start and not (start and e[0] == start)]
         work = steps * run.params["batch_size"] + len(evals) * (run.params.get("val_rows") or 0) * EVAL_ROW_SHARE
         if steps <= 0 or work <= 0:
             return None
@@ -64,7 +64,7 @@ class RowPace:
         paced = [(p, r) for r in items if (p := cls.of(r)) is not None]
         if not paced:
             return None
-        return max(paced, key=lambda pr: pr[1].curves()[2]["last_step"] * pr[1].params["batch_size"])[0]
+        return max(paced, key=lambda pr: pr[1].curves().last_step * pr[1].params["batch_size"])[0]
 
 
 @dataclass
@@ -208,15 +208,15 @@ class Playground:
         self._thread.start()
         return run
 
-    def _live(self, run, train, evals, info) -> None:
+    def _live(self, run, log) -> None:
         fig, ax, lr_ax = curves.figure(managed=False)
-        curves.draw(ax, train, evals, f"{run.label} (live)")
-        curves.draw_lr(lr_ax, info["learning_rate"])
+        curves.draw(ax, log.train, log.evals, f"{run.label} (live)")
+        curves.draw_lr(lr_ax, log.learning_rate)
         fig.tight_layout()
         self.picture.value = curves.png(fig)
-        last = f"step {info['last_step']}" + (f" of {info['max_steps']}" if info["max_steps"] else "")
+        last = f"step {log.last_step}" + (f" of {log.max_steps}" if log.max_steps else "")
         self.status.value = (f"<p>Training <b>{html.escape(run.label)}</b>: {last}"
-                             + (f", eval loss {evals[-1][1]:.3f}" if evals else "") + "</p>")
+                             + (f", eval loss {log.evals[-1][1]:.3f}" if log.evals else "") + "</p>")
 
     def _follow(self, run, child) -> None:
         try:

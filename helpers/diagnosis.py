@@ -332,7 +332,7 @@ def diagnose(train, eval=(), max_steps: int | None = None, interrupted: bool = F
     """Judge a run from its (step, loss) points. See the module docstring for the rules.
 
     `lr`: the (step, learning_rate) points of the log, to measure time in learning done
-    (read_log's info["learning_rate"]); without them time is measured in steps.
+    (LogState.learning_rate); without them time is measured in steps.
     `last_step`: how far the run got, when the log knows better than the last loss point.
     """
     t_steps, t_loss = _points(train)

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import diagnosis, knobs, paths, process, swift_runner
 from .cards import DiagnosisCard
 from .curves import overlay
-from .swiftlog import SwiftLog
+from .swiftlog import LogState, SwiftLog
 from .view import Html, table
 
 RUN_FILE = "ftlab_run.json"
@@ -72,7 +72,7 @@ class Run:
         run = cls(**{k: v for k, v in d.items() if k in known})
         if run.status == "running" and not process.alive(run.pid):
             # the kernel died: swift either had finished (its log ends with the summary) or was cut short
-            run.status = "finished" if run.curves()[2].get("completed") else "interrupted"
+            run.status = "finished" if run.curves().completed else "interrupted"
             if run.status == "interrupted":
                 run.stopped_because = run.stopped_note()
         return run
@@ -135,15 +135,14 @@ class Run:
     def log_path(self) -> Path:
         return self.run_dir / "logging.jsonl"
 
-    def curves(self):
-        """(train, eval, info) from swift's logging.jsonl: lists of (step, loss)."""
+    def curves(self) -> LogState:
+        """swift's logging.jsonl as read so far: `.train` and `.evals` are lists of (step, loss)."""
         if self._log is None:
             self._log = SwiftLog(self.run_dir)
         return self._log.read()
 
     def _checkpoint(self, key: str) -> Path | None:
-        _, _, info = self.curves()
-        recorded = info.get(key)
+        recorded = getattr(self.curves(), key)
         if recorded:  # swift writes absolute paths; keep only the folder name so a moved course still works
             p = self.run_dir / Path(recorded).name
             if _complete(p):
@@ -177,11 +176,11 @@ class Run:
     @property
     def diagnosis(self) -> DiagnosisCard:
         """The automatic verdict on swift's log (learning-rate schedule aware; see helpers/diagnosis.py)."""
-        train, evals, info = self.curves()
-        interrupted = self.status == "interrupted" or (self.log_path.is_file() and not info["completed"])
-        seen = (len(train), len(evals), interrupted, info.get("completed"))
+        log = self.curves()
+        interrupted = self.status == "interrupted" or (self.log_path.is_file() and not log.completed)
+        seen = (len(log.train), len(log.evals), interrupted, log.completed)
         if self._judged is None or self._judged[0] != seen:
-            self._judged = (seen, judge(train, evals, info, interrupted))
+            self._judged = (seen, judge(log, interrupted))
         return self._judged[1]
 
     def summary(self) -> str:
@@ -206,18 +205,18 @@ def is_run(obj) -> bool:
     return hasattr(obj, "best_checkpoint") and hasattr(obj, "last_checkpoint")
 
 
-def judge(train, evals, info: dict, interrupted: bool) -> DiagnosisCard:
-    d = diagnosis.diagnose(train, evals, max_steps=info["max_steps"], interrupted=interrupted,
-                           lr=info["learning_rate"], last_step=info["last_step"])
-    best = info["best_model_checkpoint"] if d.state != "failed" else None  # a failed run has nothing to offer
+def judge(log: LogState, interrupted: bool) -> DiagnosisCard:
+    d = diagnosis.diagnose(log.train, log.evals, max_steps=log.max_steps, interrupted=interrupted,
+                           lr=log.learning_rate, last_step=log.last_step)
+    best = log.best_model_checkpoint if d.state != "failed" else None  # a failed run has nothing to offer
     d.evidence["best_model_checkpoint"] = Path(best).name if best else None  # a folder name, no machine paths
     return DiagnosisCard.of(d)
 
 
 def diagnose_log(path, interrupted: bool | None = None) -> DiagnosisCard:
     """The verdict on a run folder or a logging.jsonl; a run that did not do all its steps is provisional."""
-    train, evals, info = SwiftLog(path).read()
-    return judge(train, evals, info, (not info["completed"]) if interrupted is None else interrupted)
+    log = SwiftLog(path).read()
+    return judge(log, (not log.completed) if interrupted is None else interrupted)
 
 
 def runs(track: str | None = None, show: bool = True) -> list[Run]:
@@ -238,7 +237,7 @@ def runs(track: str | None = None, show: bool = True) -> list[Run]:
 def params_table(items: list[Run]) -> str:
     rows = []
     for r in items:
-        _, evals, _ = r.curves()
+        evals = r.curves().evals
         best = f"{min(v for _, v in evals):.3f}" if evals else "-"
         state = r.diagnosis.state if r.log_path.is_file() else "-"
         took = f"{r.wall_time_s / 60:.1f} min" if r.wall_time_s else "-"
@@ -250,20 +249,20 @@ def overlay_items(items: list[Run]) -> list[dict]:
     """What curves.overlay draws for each run: its label, curves, state, learning rate and where it took over."""
     out = []
     for r in items:
-        train, evals, info = r.curves()
-        out.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state,
-                    "lr": info["learning_rate"], "from_step": info["resumed_at"]})
+        log = r.curves()
+        out.append({"label": r.label, "train": log.train, "eval": log.evals, "state": r.diagnosis.state,
+                    "lr": log.learning_rate, "from_step": log.resumed_at})
     return out
 
 
 def pick_best(items: list[Run]) -> Run:
     """The run whose checkpoint takes the exam: of the runs that finished with a best checkpoint, the one whose
     eval loss reached the lowest value (notebook 03's choice, and the tests')."""
-    finished = [r for r in items if r.status == "finished" and r.best_checkpoint and r.curves()[1]]
+    finished = [r for r in items if r.status == "finished" and r.best_checkpoint and r.curves().evals]
     if not finished:
         raise ValueError("no run finished with a best checkpoint and an eval loss. Fix: train one with a "
                          "validation set (val_dataset) that runs to its end.")
-    return min(finished, key=lambda r: min(v for _, v in r.curves()[1]))
+    return min(finished, key=lambda r: min(v for _, v in r.curves().evals))
 
 
 def compare_runs(items: list[Run], title: str = "All experiments on one chart"):

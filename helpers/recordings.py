@@ -100,7 +100,8 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
     from IPython.display import Markdown, display
 
     run = load_recording(name)
-    train, evals, info = run.curves()
+    log = run.curves()
+    train, evals, lr = log.train, log.evals, log.learning_rate
     if show:
         date = (run.started or "")[:10]
         wall = f"{run.wall_time_s / 60:.1f} min" if run.wall_time_s else "?"
@@ -114,14 +115,13 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
     live = LiveCurves(f"{run.label} — RECORDING ({run.track} track)") if show else None
     budget = min(max_seconds, (times[-1] if times else 0) / speed) if speed and speed != float("inf") else 0
     shown_t, shown_e = [], []
-    lr = info["learning_rate"]
     for step, kind, value in points:
         (shown_t if kind == "t" else shown_e).append((step, value))
         if live and budget > 0:
             live.update(shown_t, shown_e, f"replaying step {step}", [p for p in lr if p[0] <= step])
             time.sleep(budget / max(1, len(points)))
     if live:
-        live.update(train, evals, f"recorded run, {run.params.get('train_rows')} rows, {info.get('max_steps')} steps", lr)
+        live.update(train, evals, f"recorded run, {run.params.get('train_rows')} rows, {log.max_steps} steps", lr)
         live.close()
         display(run.diagnosis)
     return run

@@ -5,13 +5,15 @@ swift appends one JSON object per line while it trains: train points (`loss`, `l
 with `last_model_checkpoint` / `best_model_checkpoint`. `SwiftLog.read()` parses only the bytes added
 since its last call and keeps a half-written last line for the next call, so watching a run costs a
 few bytes per poll. A run that continued another (`--resume_from_checkpoint`) carries that run's points
-in `resumed_history.jsonl`; they come first, so its curves cover the whole training.
+in `resumed_history.jsonl`; they come first, so its curves cover the whole training. What a read returns is a
+`LogState`: the curves and facts of the log so far, typed, and a copy the caller may keep.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HISTORY_FILE = "resumed_history.jsonl"  # in a run that continued another: that run's points up to the resume step
@@ -48,60 +50,76 @@ def step_of(row: dict) -> tuple[int, int] | None:
     return step, total
 
 
+@dataclass
+class LogState:
+    """One run's log as read so far: its curves (lists of (step, value)) and what swift said about the run."""
+
+    path: str
+    train: list[tuple[int, float]] = field(default_factory=list)  # (step, train loss)
+    evals: list[tuple[int, float]] = field(default_factory=list)  # (step, eval loss)
+    learning_rate: list[tuple[int, float]] = field(default_factory=list)  # (step, lr): the schedule swift logged
+    max_steps: int | None = None
+    last_step: int = 0
+    finished: bool = False  # swift wrote its summary (also when a run was cancelled)
+    completed: bool = False  # finished and all max_steps done
+    skipped_lines: int = 0  # lines that are not JSON objects (a half-written last line counts until it is whole)
+    best_model_checkpoint: str | None = None
+    last_model_checkpoint: str | None = None
+    best_metric: float | None = None
+    resumed_at: int | None = None  # a continued run: the step its parent's points end at
+
+
 class SwiftLog:
-    """Curves and facts of one run's log: `read()` -> (train points, eval points, info)."""
+    """Curves and facts of one run's log: `read()` -> a LogState."""
 
     def __init__(self, path, with_history: bool = True):
         self.file = log_file(path)
         self.offset = 0
         self.pending = b""
-        self.train: list[tuple[int, float]] = []
-        self.evals: list[tuple[int, float]] = []
-        self.info = {"path": str(self.file), "max_steps": None, "last_step": 0, "finished": False,
-                     "skipped_lines": 0, "best_model_checkpoint": None, "last_model_checkpoint": None,
-                     "best_metric": None, "learning_rate": [], "resumed_at": None}
+        self.state = LogState(path=str(self.file))
         self.rows: list[dict] = []  # every JSON object read, in order
         history = self.file.parent / HISTORY_FILE
         if with_history and history.is_file() and history != self.file:  # only loss and eval lines: no summary of the earlier run
             for line in history.read_bytes().splitlines():
                 self._take(line)
-            self.info["resumed_at"] = self.info["last_step"]
+            self.state.resumed_at = self.state.last_step
 
     def _take(self, line: bytes) -> None:
         if not line.strip():
             return
+        st = self.state
         try:
             row = json.loads(line)
         except ValueError:
-            self.info["skipped_lines"] += 1
+            st.skipped_lines += 1
             return
         if not isinstance(row, dict):
-            self.info["skipped_lines"] += 1
+            st.skipped_lines += 1
             return
-        info = self.info
         self.rows.append(row)
         at = step_of(row)
         if at:
-            step, info["max_steps"] = at
-            info["last_step"] = max(info["last_step"], step)
+            step, st.max_steps = at
+            st.last_step = max(st.last_step, step)
             if "loss" in row:
-                self.train.append((step, _float(row["loss"])))
+                st.train.append((step, _float(row["loss"])))
                 if "learning_rate" in row:
-                    info["learning_rate"].append((step, _float(row["learning_rate"])))
+                    st.learning_rate.append((step, _float(row["learning_rate"])))
             if "eval_loss" in row:
-                self.evals.append((step, _float(row["eval_loss"])))
+                st.evals.append((step, _float(row["eval_loss"])))
         if "train_runtime" in row:
-            info["finished"] = True
+            st.finished = True
         if "last_model_checkpoint" in row:
-            info["finished"] = True
-            for k in ("best_model_checkpoint", "last_model_checkpoint", "best_metric"):
-                info[k] = row.get(k)
+            st.finished = True
+            st.best_model_checkpoint = row.get("best_model_checkpoint")
+            st.last_model_checkpoint = row.get("last_model_checkpoint")
+            st.best_metric = row.get("best_metric")
 
-    def read(self) -> tuple[list, list, dict]:
+    def read(self) -> LogState:
         """Everything logged so far (a line still being written is kept for the next call)."""
         if self.file.is_file():
             if self.file.stat().st_size < self.offset:  # the file was replaced: start again
-                self.__init__(self.file, with_history=self.info["resumed_at"] is not None)
+                self.__init__(self.file, with_history=self.state.resumed_at is not None)
             with open(self.file, "rb") as f:
                 f.seek(self.offset)
                 chunk = f.read()
@@ -113,16 +131,16 @@ class SwiftLog:
                 self.pending = b""
             for line in lines:
                 self._take(line)
-        info = {**self.info, "learning_rate": list(self.info["learning_rate"])}
-        if self.pending.strip():  # a half-written last line: not parsed yet, counted as skipped for now
-            info["skipped_lines"] += 1
+        st = self.state
         # cancelling with SIGINT still writes the summary: "finished" but short of max_steps
-        info["completed"] = info["finished"] and (info["max_steps"] is None or info["last_step"] >= info["max_steps"])
-        return list(self.train), list(self.evals), info
+        completed = st.finished and (st.max_steps is None or st.last_step >= st.max_steps)
+        return replace(st, train=list(st.train), evals=list(st.evals), learning_rate=list(st.learning_rate),
+                       completed=completed,  # a half-written last line: not parsed yet, counted as skipped for now
+                       skipped_lines=st.skipped_lines + bool(self.pending.strip()))
 
 
-def read_log(path) -> tuple[list, list, dict]:
-    """(train points, eval points, info) of a run folder or a logging.jsonl, read once."""
+def read_log(path) -> LogState:
+    """The LogState of a run folder or a logging.jsonl, read once."""
     return SwiftLog(path).read()
 
 

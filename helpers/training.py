@@ -151,7 +151,7 @@ def sft(model=None, dataset="train_100", learning_rate=_D["learning_rate"], lora
     `train_rows` / `val_rows` train on the first N rows (the cpu and ci tracks); `nproc_per_node` and
     `deepspeed` pass through to a multi-GPU launch; `resume_from` (a Run, its label, or a checkpoint
     folder) continues that run's training up to `num_train_epochs` (--resume_from_checkpoint);
-    `on_update(run, train, evals, info)` is called whenever the log has grown; any other keyword is an
+    `on_update(run, log)` is called with the run's LogState whenever the log has grown; any other keyword is an
     ms-swift flag.
     """
     track = environment.detect_track().name
@@ -207,7 +207,7 @@ sft.__doc__ = sft.__doc__.rstrip() + "\n\n    " + knobs.doc().replace("\n", "\n 
 def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> Run:
     """Follow a running swift process: progress bar + live curves; stop its whole tree on interrupt.
 
-    `on_update(run, train, evals, info)` is called each time the log has grown (the live figure is one
+    `on_update(run, log)` is called with the run's LogState each time the log has grown (the live figure is one
     such listener; a benchmark can be another).
     """
     t0 = time.time()
@@ -217,18 +217,19 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
 
     def poll() -> None:
         nonlocal seen
-        train, evals, info = run.curves()
-        start = info.get("resumed_at") or 0  # a continued run counts its own steps, not the earlier run's
-        total = info.get("max_steps")
-        bar.update(max((info.get("last_step") or start) - start, bar.n), total - start if total else None)
+        log = run.curves()
+        train, evals = log.train, log.evals
+        start = log.resumed_at or 0  # a continued run counts its own steps, not the earlier run's
+        total = log.max_steps
+        bar.update(max((log.last_step or start) - start, bar.n), total - start if total else None)
         if len(train) + len(evals) == seen:
             return
         seen = len(train) + len(evals)
         if live:
             last = f"step {train[-1][0]}: train {train[-1][1]:.3f}" if train else "waiting for the first log line"
-            live.update(train, evals, last + (f", eval {evals[-1][1]:.3f}" if evals else ""), info["learning_rate"])
+            live.update(train, evals, last + (f", eval {evals[-1][1]:.3f}" if evals else ""), log.learning_rate)
         if on_update:
-            on_update(run, train, evals, info)
+            on_update(run, log)
 
     try:
         returncode = child.wait(POLL_S, on_poll=poll)
@@ -244,8 +245,8 @@ def watch(run: Run, child: process.Child, show: bool = True, on_update=None) -> 
         _CHILDREN.pop(run.run_dir, None)
         run.child = None
         if live:
-            train, evals, info = run.curves()
-            live.update(train, evals, f"{run.status}", info["learning_rate"])
+            log = run.curves()
+            live.update(log.train, log.evals, f"{run.status}", log.learning_rate)
             live.close()
     if show:
         _show_result(run)

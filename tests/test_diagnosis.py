@@ -281,11 +281,12 @@ def test_read_log_finished_run(tmp_path):
     train, ev, _ = curves("overfitting", 0.02, 0)
     ev = [(s, v) for s, v in ev if s in {t for t, _ in train}]
     (tmp_path / "logging.jsonl").write_text(swift_log(train, ev, 180))
-    got_train, got_eval, info = read_log(tmp_path)
+    log = read_log(tmp_path)
+    got_train, got_eval = log.train, log.evals
     assert got_train == train and got_eval == ev
-    assert info["max_steps"] == 180 and info["finished"] and info["completed"]
-    assert info["best_model_checkpoint"].endswith("checkpoint-60")
-    assert info["last_model_checkpoint"].endswith("checkpoint-180")
+    assert log.max_steps == 180 and log.finished and log.completed
+    assert log.best_model_checkpoint.endswith("checkpoint-60")
+    assert log.last_model_checkpoint.endswith("checkpoint-180")
     d = diagnose_log(tmp_path / "logging.jsonl")
     assert d.state == "overfitting" and not any("interrupted" in n for n in d.notes)
     assert d.evidence["best_model_checkpoint"].endswith("checkpoint-60")
@@ -296,9 +297,10 @@ def test_read_log_live_with_blank_and_truncated_last_line(tmp_path):
     text = swift_log(train[:5], [e for e in ev if e[0] <= 20], 35, finished=False)
     text = text.replace("\n", "\n\n", 1) + '{"loss": 1.31, "grad_norm": 6.2, "learn'
     (tmp_path / "logging.jsonl").write_text(text)
-    got_train, got_eval, info = read_log(tmp_path)
+    log = read_log(tmp_path)
+    got_train, got_eval = log.train, log.evals
     assert len(got_train) == 5 and [s for s, _ in got_eval] == [10, 20]
-    assert info["skipped_lines"] == 1 and not info["finished"] and info["max_steps"] == 35
+    assert log.skipped_lines == 1 and not log.finished and log.max_steps == 35
     d = diagnose_log(tmp_path)
     assert "run was interrupted at step 20 of 35: judgement is provisional" in d.notes
 
@@ -306,8 +308,8 @@ def test_read_log_live_with_blank_and_truncated_last_line(tmp_path):
 def test_cancelled_run_writes_summary_but_is_not_complete(tmp_path):
     train, _, _ = curves("underfitting")
     (tmp_path / "logging.jsonl").write_text(swift_log(train[:5], [], 35))
-    _, _, info = read_log(tmp_path)
-    assert info["finished"] and not info["completed"]
+    log = read_log(tmp_path)
+    assert log.finished and not log.completed
     assert any("interrupted at step 20 of 35" in n for n in diagnose_log(tmp_path).notes)
     assert not any("interrupted" in n for n in diagnose_log(tmp_path, interrupted=False).notes)
 
@@ -328,9 +330,10 @@ def test_real_sample_lines(tmp_path):
         '"/abs/out/v0-x/checkpoint-5", "best_metric": 1.75688398, "global_step": 5, "log_history": [], "memory": 0}'),
     ]
     (tmp_path / "logging.jsonl").write_text("\n".join(lines) + "\n")
-    train, ev, info = read_log(tmp_path / "logging.jsonl")
+    log = read_log(tmp_path / "logging.jsonl")
+    train, ev = log.train, log.evals
     assert train == [(1, 3.13345838)] and ev == [(2, 2.14793229)]
-    assert info["completed"] and info["best_metric"] == 1.75688398
+    assert log.completed and log.best_metric == 1.75688398
     assert diagnose_log(tmp_path).state == "unknown"
 
 
@@ -363,11 +366,12 @@ def test_a_continued_run_starts_with_the_history_of_the_run_it_continued(tmp_pat
     write_history(parent / "checkpoint-20", child)
     later = [(s + 15, v * 0.99) for s, v in train if s >= 10]  # the continued run's own steps: 25..50
     (child / "logging.jsonl").write_text(swift_log(later, [(50, ev[-1][1] * 0.99)], 50, finished=False))
-    got_train, got_eval, info = read_log(child)
+    log = read_log(child)
+    got_train, got_eval = log.train, log.evals
     assert [s for s, _ in got_train] == [s for s, _ in train if s <= 20] + [s for s, _ in later]
     assert [s for s, _ in got_eval] == [10, 20, 50]
-    assert info["resumed_at"] == 20 and info["max_steps"] == 50
-    assert not info["finished"]  # the earlier run's summary lines are not part of the history
+    assert log.resumed_at == 20 and log.max_steps == 50
+    assert not log.finished  # the earlier run's summary lines are not part of the history
     assert diagnose_log(child).evidence["train_first"] == train[0][1]  # judged from step 1, not from step 25
 
 

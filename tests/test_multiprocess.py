@@ -41,7 +41,7 @@ def test_two_ranks_train_live_and_merge(tmp_path, monkeypatch):
     try:
         while proc.poll() is None:
             seen_ranks.update(p.pid for p in ranks(proc.pid))
-            train, _, _ = run.curves()
+            train = run.curves().train
             if train and proc.poll() is None:
                 live = len(train)
             time.sleep(0.2)
@@ -52,8 +52,8 @@ def test_two_ranks_train_live_and_merge(tmp_path, monkeypatch):
     assert len(seen_ranks) == 2, f"expected two ranks, saw {len(seen_ranks)}"
     assert "world_size: 2" in log, "swift must report two ranks"
     assert live >= 1, "a loss point must be visible while the ranks still run"
-    train, evals, info = run.curves()
-    assert train and evals and run.diagnosis.state
+    curves = run.curves()
+    assert curves.train and curves.evals and curves.completed and run.diagnosis.state
     merged = merging.merge(run, show=False)
     assert (merged / "ftlab_merge.json").is_file()
 

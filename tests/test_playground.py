@@ -49,7 +49,7 @@ def test_train_runs_a_real_run_draws_it_live_and_overlays_it(tmp_path, monkeypat
     pg.learning_rate.value = 1e-4
     assert "lr1e-4" in pg.plan().label(1)
     seen = []
-    pg._live = (lambda live: lambda *a: (seen.append(a[3]["last_step"]), live(*a)))(pg._live)
+    pg._live = (lambda live: lambda run, log: (seen.append(log.last_step), live(run, log)))(pg._live)
     run = pg.train()
     assert run is not None and pg.train_button.disabled
     assert pg.train() is None  # a second press while it trains starts nothing: one training per machine

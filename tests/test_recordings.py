@@ -36,9 +36,10 @@ def test_real_cpu_logs_are_diagnosed_as_the_lesson_says(name, state):
 def test_experiment_5_continues_experiment_4():
     run4, run5 = recordings.load_recording("cpu/exp4"), recordings.load_recording("cpu/exp5")
     assert "--resume_from_checkpoint" in run5.command
-    train4, eval4, _ = run4.curves()
-    train5, eval5, info5 = run5.curves()
-    assert info5["resumed_at"] == train4[-1][0]  # it continued from experiment 4's last step ...
+    log4, log5 = run4.curves(), run5.curves()
+    train4, eval4 = log4.train, log4.evals
+    train5, eval5 = log5.train, log5.evals
+    assert log5.resumed_at == train4[-1][0]  # it continued from experiment 4's last step ...
     assert train5[:len(train4)] == train4 and eval5[:len(eval4)] == eval4  # ... and its curves start with exp4's
     own = [s for s, _ in train5[len(train4):]]
     assert own and own[0] > train4[-1][0]
@@ -59,26 +60,26 @@ def test_the_whole_recorded_notebook_run_is_documented():
 
 def test_experiment_5_goes_on_down_experiment_4s_learning_rate():
     """No warm restart: the learning rate falls monotonically over both experiments, to about zero."""
-    _, _, info4 = recordings.load_recording("cpu/exp4").curves()
-    _, _, info5 = recordings.load_recording("cpu/exp5").curves()
-    lr4 = [v for _, v in info4["learning_rate"]]
+    log4 = recordings.load_recording("cpu/exp4").curves()
+    log5 = recordings.load_recording("cpu/exp5").curves()
+    lr4 = [v for _, v in log4.learning_rate]
     peak = tracks.CPU[3]["learning_rate"]
     assert lr4[-1] > 0.4 * peak  # experiment 4 ends halfway down its schedule ...
-    own5 = [v for s, v in info5["learning_rate"] if s > info5["resumed_at"]]
+    own5 = [v for s, v in log5.learning_rate if s > log5.resumed_at]
     assert own5[0] <= lr4[-1] and all(b <= a for a, b in zip(own5, own5[1:])) and own5[-1] < 0.01 * peak  # ... 5 goes on
 
 
 def test_fresh_runs_are_evaluated_before_their_first_step():
     for name in ("exp1", "exp2", "exp3", "exp4"):
-        _, evals, _ = recordings.load_recording(f"cpu/{name}").curves()
+        evals = recordings.load_recording(f"cpu/{name}").curves().evals
         assert evals[0][0] == 0, name
-    _, evals1, _ = recordings.load_recording("cpu/exp1").curves()
+    evals1 = recordings.load_recording("cpu/exp1").curves().evals
     assert evals1[-1][1] > 3 * evals1[0][1]  # experiment 1's explosion shows in its eval curve
 
 
 def test_replay_draws_the_recording_and_returns_its_diagnosis():
     run = recordings.replay("cpu/exp3", speed=float("inf"), show=False)
-    assert run.status == "recorded" and run.curves()[0]
+    assert run.status == "recorded" and run.curves().train
 
 
 def test_replay_on_the_cpu_track_draws_point_by_point_at_its_speed_labelled_a_recording(monkeypatch):
@@ -101,7 +102,8 @@ def test_replay_on_the_cpu_track_draws_point_by_point_at_its_speed_labelled_a_re
 
     monkeypatch.setattr(recordings, "LiveCurves", Frames)
     monkeypatch.setattr("IPython.display.display", shown.append)
-    train, evals, _ = recordings.load_recording("cpu/exp3").curves()
+    log = recordings.load_recording("cpu/exp3").curves()
+    train, evals = log.train, log.evals
     t0 = time.perf_counter()
     run = recordings.replay("cpu/exp3", speed=30, max_seconds=1.0)  # its 2.9 min at 30x is over the cap
     took = time.perf_counter() - t0
@@ -132,13 +134,9 @@ def test_the_overlay_shows_every_run_its_learning_rate_and_a_continued_run_from_
     import matplotlib.pyplot as plt
 
     from helpers.curves import overlay
+    from helpers.history import overlay_items
 
-    runs = [recordings.load_recording(f"cpu/exp{i}") for i in range(1, 6)]
-    curves = []
-    for r in runs:
-        train, evals, info = r.curves()
-        curves.append({"label": r.label, "train": train, "eval": evals, "state": r.diagnosis.state,
-                       "lr": info["learning_rate"], "from_step": info["resumed_at"]})
+    curves = overlay_items([recordings.load_recording(f"cpu/exp{i}") for i in range(1, 6)])  # what compare_runs draws
     fig = overlay(curves)
     loss_ax, lr_ax = fig.axes
     assert loss_ax.get_yscale() == "log" and len(lr_ax.lines) == 5
@@ -150,11 +148,6 @@ def test_the_overlay_shows_every_run_its_learning_rate_and_a_continued_run_from_
     plt.close(fig)
 
 
-needs_exp6 = pytest.mark.skipif(not (CPU / "exp6").is_dir(), reason="experiment 6 is not in the cpu recording yet "
-                                "(notebook 03 section 8 records it on the next cpu-track recording)")
-
-
-@needs_exp6
 def test_experiment_6_learned_to_call_its_calculator_and_leans_on_it():
     """Issue 19's targets, held against the recorded run: with its calculator experiment 6 answers ≥ 7 of the
     lesson's ten and ≥ 70 of exam_100 (strict) and gets the radish field right; without the calculator the same
@@ -170,7 +163,6 @@ def test_experiment_6_learned_to_call_its_calculator_and_leans_on_it():
     assert tool_100.calls[0] >= 100  # it called the calculator, about once per step of a solution
 
 
-@needs_exp6
 def test_experiment_6_recording_is_a_fresh_run_on_the_calculator_data():
     meta = json.loads((CPU / "exp6" / "ftlab_run.json").read_text())
     assert meta["status"] == "finished" and meta["track"] == "cpu"
@@ -197,5 +189,5 @@ def test_a_runs_diagnosis_is_judged_once_per_log_size(tmp_path, monkeypatch):
     with log.open("a") as f:  # one more evaluation, as swift appends it
         f.write(json.dumps({**last_eval, "eval_loss": last_eval["eval_loss"] + 1.0}) + "\n")
     again = run.diagnosis
-    assert run.curves()[1][-1][1] == last_eval["eval_loss"] + 1.0  # the grown log was read
+    assert run.curves().evals[-1][1] == last_eval["eval_loss"] + 1.0  # the grown log was read
     assert again is not first and len(calls) == 2 and run.diagnosis is again

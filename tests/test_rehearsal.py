@@ -90,7 +90,7 @@ def test_the_five_commands_are_the_gpu_tracks_own(rehearsal):
 
 def test_two_evaluations_and_the_best_checkpoint(rehearsal):
     for run in rehearsal["runs"]:
-        _, evals, info = run.curves()
+        evals = run.curves().evals
         assert len(evals) >= 2, f"{run.label}: {evals}"
         best_step = min(evals, key=lambda p: p[1])[0]
         assert run.best_checkpoint.name == f"checkpoint-{best_step}", (run.label, evals)
@@ -99,8 +99,8 @@ def test_two_evaluations_and_the_best_checkpoint(rehearsal):
         assert run.last_checkpoint.name == f"checkpoint-{cap(run.params)}"
         assert run.diagnosis.state  # judged like any run (the verdict means nothing on random weights)
     best = rehearsal["best_run"]
-    lowest = min(min(v for _, v in r.curves()[1]) for r in rehearsal["runs"])
-    assert min(v for _, v in best.curves()[1]) == lowest
+    lowest = min(min(v for _, v in r.curves().evals) for r in rehearsal["runs"])
+    assert min(v for _, v in best.curves().evals) == lowest
 
 
 def test_exam_uses_the_qwen2_5_template_and_the_trained_prompt(rehearsal):

@@ -41,14 +41,15 @@ run = sft(**p, label="e2e & live", wait=False, show=False)
 proc = run.child  # the swift process of sft(wait=False): the Run's public handle
 live = 0
 while proc.poll() is None:
-    train, evals, _ = run.curves()
+    log = run.curves()
+    train, evals = log.train, log.evals
     if train and proc.poll() is None:
         live = len(train)
         break
     time.sleep(0.2)
 watch(run, proc, show=False)
 d = run.diagnosis
-_, evals, _ = run.curves()
+evals = run.curves().evals
 merged = merge(run, show=False)
 again = merge(run, show=False)
 answer = exam(merged, DATA_DIR / "demo.jsonl", max_new_tokens=16, save_to=False, progress=False).items[0].response

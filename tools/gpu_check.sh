@@ -36,7 +36,7 @@ export FTLAB_OUTPUT="$OUT/output"
 import json, os, subprocess, sys, threading, time, traceback
 from pathlib import Path
 
-from helpers import environment, exams, merging, models, tracks, training
+from helpers import environment, exams, history, merging, models, tracks, training
 from helpers.paths import DATA_DIR
 
 out = Path(sys.argv[1])
@@ -129,8 +129,7 @@ def profile_check(model, profile):
         if bad:
             return line(False, name, "; ".join(bad))
         args = json.loads((runs[0].run_dir / "args.json").read_text())
-        finished = [r for r in runs if r.best_checkpoint and r.curves()[1]]
-        best = min(finished, key=lambda r: min(v for _, v in r.curves()[1]))
+        best = history.pick_best(runs)  # notebook 03's choice
         result = exams.exam(best, DATA_DIR / "test.jsonl", limit=2, max_new_tokens=32, save_to=False, progress=False)
         merged = merging.merge(best, show=False)
         used_gpu = mem.gib > 0 or max(swift_peak(r) for r in runs) > 0
