@@ -136,6 +136,11 @@ class Estimate:
                 f"{self.pace.train_step_s:.1f} s here; scaled from {self.basis})")
 
 
+def experiments(run: dict) -> int:
+    """How many experiments a timed run of the lab had (runs timed before experiment 6 do not say: five)."""
+    return run.get("experiments", 5)
+
+
 def scale(run: dict, pace: Pace) -> float:
     """A timed run's time on a machine that measures `pace`: training by the training step, the rest by the forward pass."""
     there = run["pace"]
@@ -161,20 +166,24 @@ def recorded_run() -> dict | None:
 def estimate(bf16: bool, runs: list[dict] | None = None) -> Estimate | None:
     """How long the whole lab notebook will take here on the cpu track, or None with nothing to scale.
 
-    Scales the newest timed run of the same mode (else of the other mode) by this machine's measured pace; with no
+    Scales the newest timed run of the same mode (else of the other mode) by this machine's measured pace, among the
+    runs of today's lab (those with the most experiments: a run of an earlier, shorter lab would undershoot); with no
     timed run yet, the recorded run of notebook 03, all of it by the ratio of a measured step here to swift's own
     seconds per step in that run's experiment 4 (on one machine, swift's step took 1.14x the measured one: 7.48 s
     against 6.59 s in the fp32 run of 2026-12-01; tools/record_lab_run.py prints both).
     """
     runs = timings() if runs is None else runs
     mode = "bf16" if bf16 else "fp32"
+    most = max((experiments(r) for r in runs), default=0)
+    runs = [r for r in runs if experiments(r) == most]
     basis = ([r for r in runs if r["pace"]["mode"] == mode] or runs or [None])[-1]
     fallback = recorded_run() if basis is None else None
     if basis is None and fallback is None:
         return None
     pace = measure(bf16)
     if basis is not None:
-        return Estimate(scale(basis, pace), pace, f"the timed {basis['pace']['mode']} run of {basis['date']}, "
+        return Estimate(scale(basis, pace), pace, f"the timed {basis['pace']['mode']} run of {basis['date']} "
+                                                  f"({experiments(basis)} experiments), "
                                                   f"{basis['wall_time_s'] / 60:.0f} min where a step took "
                                                   f"{basis['pace']['train_step_s']:.1f} s")
     ratio = pace.train_step_s / fallback["swift_step_s"]

@@ -26,6 +26,21 @@ def test_the_estimate_scales_training_and_the_rest_by_their_own_measured_rate(mo
     assert "bf16 run of 2026-11-30" in pace.estimate(False, runs=[bf16]).basis  # else the other mode is scaled
 
 
+def test_the_estimate_scales_a_run_of_todays_lab_not_of_a_shorter_earlier_one(monkeypatch):
+    """Experiment 6 made the lab longer: a fp32 run timed with five experiments would undershoot, so a run of
+    the six-experiment lab is scaled, even from the other mode."""
+    here = pace.Pace("fp32", train_step_s=8.0, forward_s=1.5, threads=2)
+    monkeypatch.setattr(pace, "measure", lambda bf16: here)
+    six = dict(RUN, date="2026-12-02", training_s=1200.0, experiments=6,
+               pace={**RUN["pace"], "mode": "bf16", "train_step_s": 2.0})
+    est = pace.estimate(False, runs=[RUN, six])
+    assert "bf16 run of 2026-12-02 (6 experiments)" in est.basis
+    assert est.seconds == pytest.approx(1200 * 8 / 2 + 200 * 1.5 / 1)
+    assert "(5 experiments)" in pace.estimate(False, runs=[RUN]).basis  # a run that does not say had five
+    assert all(pace.experiments(r) >= 5 for r in pace.timings())  # the kept timings say or are five-experiment runs
+    assert pace.experiments(pace.timings()[-1]) == len(list((pace.paths.RECORDINGS_DIR / "cpu").glob("exp[0-9]*")))
+
+
 def test_without_a_timed_run_the_recorded_notebook_run_is_scaled(monkeypatch):
     here = pace.Pace("fp32", train_step_s=5.2, forward_s=1.0, threads=2)
     monkeypatch.setattr(pace, "measure", lambda bf16: here)

@@ -123,6 +123,8 @@ def add_timing(started: datetime, wall: float, cells: list[dict], measured: pace
              "hardware": environment.hardware(), "cpu_bf16": environment.cpu_bf16()[1], "versions": environment.versions(),
              "wall_time_s": round(wall, 1), "training_s": round(training, 1), "other_s": round(wall - training, 1),
              "pace": measured.to_json(),
+             # how many experiments the lab had: a lab that gained one takes longer (pace.estimate scales the newest kind)
+             "experiments": len(list((paths.RECORDINGS_DIR / "cpu").glob("exp[0-9]*"))),
              # swift's own seconds per step in experiment 4 (125 steps of 8 rows): compare with pace.train_step_s
              "swift_step_s": round(summary["train_runtime"] / int(summary["global_step/max_steps"].split("/")[0]), 3)
              if summary else None,
