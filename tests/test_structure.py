@@ -74,3 +74,4 @@ def test_notebooks_are_built_from_their_sources():
 def test_notebook_03_uses_only_the_flat_api():
     source = (ROOT / "notebooks" / "src" / "03_fine_tuning_lab.py").read_text(encoding="utf-8")
     assert "from helpers." not in source and "import helpers." not in source
+    assert source.count("sys.path.insert") == 1  # the course folder, once; the generator is `from tools import problems`
