@@ -5,6 +5,7 @@ import inspect
 import pytest
 
 from helpers import cli, history, knobs, models, swift_runner, training
+from helpers.swiftlog import LogState
 
 
 def test_the_table_holds_the_lessons_six_knobs_and_their_ms_swift_4_flags():
@@ -71,7 +72,7 @@ def test_pick_best_takes_the_finished_run_with_the_lowest_eval_loss_and_a_checkp
 
     def run(label, status, evals, checkpoint=True):
         return SimpleNamespace(label=label, status=status, best_checkpoint=tmp_path / label if checkpoint else None,
-                               curves=lambda: ([], evals, {}))
+                               curves=lambda: LogState(path=label, evals=evals))
 
     runs = [run("a", "finished", [(0, 1.5), (20, 0.30)]), run("b", "finished", [(0, 1.5), (20, 0.20), (40, 0.25)]),
             run("c", "interrupted", [(0, 1.5), (20, 0.10)]), run("d", "finished", [(0, 1.5), (20, 0.05)], checkpoint=False),
