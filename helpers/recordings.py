@@ -141,6 +141,9 @@ EXAM_NAMES = {"base_test": "base model, 10-question exam", "tuned_test": "fine-t
               "calc_tool_demo": "exp6 with calculator, radish field", "calc_plain_demo": "exp6 without it, radish field"}
 
 
+LESSON_EXAMS = ("base_test", "tuned_test", "base_100", "tuned_100")
+
+
 def save_exams(track: str, best_run: str, **results) -> Path:
     """Keep the exam results of a recorded track run (base and fine-tuned) beside its recordings."""
     dest = paths.RECORDINGS_DIR / track / "exams.json"
@@ -175,9 +178,11 @@ class RecordedExams:
         for k, v in self.results.items():
             setattr(self, k, v)
 
-    def table(self) -> str:
-        rows = [(title, r.seed_score, r.strict_score, r.last_number_score, r.format_rate, r.cut_count,
-                 f"{r.seconds:.0f}") for key, title in EXAM_NAMES.items() if (r := self.results.get(key))]
+    def table(self, names=LESSON_EXAMS) -> str:
+        """The scores of the exams named (by default the lesson's: base and fine-tuned on both exams, which the
+        notebook prints before experiment 6 adds its own); `names=EXAM_NAMES` for all that were kept."""
+        rows = [(EXAM_NAMES[key], r.seed_score, r.strict_score, r.last_number_score, r.format_rate, r.cut_count,
+                 f"{r.seconds:.0f}") for key in names if (r := self.results.get(key))]
         return f"best run: {self.best_run}\n" + text_table(rows, ["", "seed", "strict", "last number", "format %",
                                                                   "cut off", "seconds"])
 
