@@ -78,3 +78,37 @@ def test_cut_answers_are_counted_in_the_summary_with_the_limit():
     assert ", 2 cut off at 112 tokens" in result.summary() and result.cut_count == 2
     plain = sc.score_responses([row("5")], ["so"], cut=[True])
     assert ", 1 cut off," in plain.summary()
+
+
+def test_the_saved_form_field_by_field_and_what_an_old_save_lacks():
+    """to_json writes every score and each answer as it is; from_json fills what an older save did not keep."""
+    result = sc.score_responses([row("5"), row("12")], ["so 5 {{ans:5}}", "12 {{ans:13}}"], cut=[False, True],
+                                model="m", dataset="d.jsonl", seconds=3.14159, settings={"max_new_tokens": 8})
+    saved = result.to_json()
+    assert saved == {"model": "m", "dataset": "d.jsonl", "seconds": 3.14, "settings": {"max_new_tokens": 8},
+                     "seed_score": 75, "strict_score": 50, "last_number_score": 50, "format_rate": 100, "cut": 1,
+                     "n": 2, "items": [
+                         {"question": "q", "expected": "5", "response": "so 5 {{ans:5}}", "seed": 1.0, "strict": True,
+                          "format": True, "last_number": True, "cut": False},
+                         {"question": "q", "expected": "12", "response": "12 {{ans:13}}", "seed": 0.5, "strict": False,
+                          "format": True, "last_number": False, "cut": True}]}
+    old = {"items": [{k: v for k, v in i.items() if k not in ("last_number", "cut")} for i in saved["items"]]}
+    again = sc.ExamResult.from_json(old)  # saved before the last-number rule and the cut mark
+    assert [i.last_number for i in again.items] == [True, False] and [i.cut for i in again.items] == [False, False]
+    assert (again.model, again.dataset, again.seconds, again.settings) == ("", "", 0.0, {})
+    kept = sc.ExamResult.from_json({"items": [{**saved["items"][1], "last_number": True}]})
+    assert kept.items[0].last_number is True  # a saved value wins over recomputing it
+    assert again.summary() == ("model on exam (2 questions): seed score 75, strict score 50, last number 50, "
+                               "{{ans:}} format 100%, 0 s")
+    one = sc.score_responses([row("5")], ["{{ans:5}}"], model="m", dataset="x/d.jsonl", seconds=2.6)
+    assert one.summary() == "m on d.jsonl (1 question): seed score 100, strict score 100, last number 100, " \
+                            "{{ans:}} format 100%, 3 s"
+
+
+def test_a_comparison_needs_the_same_questions():
+    a = sc.score_responses([row("5")], ["{{ans:5}}"])
+    b = sc.ExamResult([sc.ExamItem("another q", "5", "{{ans:5}}", 1.0, True, True)])
+    with pytest.raises(ValueError, match="not from the same questions — fix: exam both on the same file"):
+        sc.Comparison(a, b)
+    assert sc.Comparison(a, a).rows() == [("seed_score", 100, 100), ("strict_score", 100, 100),
+                                          ("last_number_score", 100, 100), ("format_rate", 100, 100)]
