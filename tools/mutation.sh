@@ -2,7 +2,10 @@
 # Mutation testing of the pure rules (issue 21), in a throw-away copy of the committed tree so that mutmut's
 # mutants/ folder and config never touch the checkout:
 #   bash tools/mutation.sh helpers/diagnosis.py "tests/test_diagnosis.py tests/test_recordings.py"
-#   bash tools/mutation.sh helpers/scoring.py "tests/test_exam.py tests/test_scoring_rules.py"
+#   bash tools/mutation.sh helpers/scoring.py "tests/test_scoring_rules.py tests/test_exam.py --timeout=60 \
+#     --deselect=tests/test_exam.py::test_tiny_real_exam_batched_equals_one_by_one ..."
+#   (the scoring run leaves out test_exam's tests that load the model: a mutant that breaks score_responses makes
+#   them run for minutes; --timeout stops any that still hang. The pure rules keep all their tests.)
 # Prints killed / survived per function from mutmut's own results. mutmut (3.x) is a maintainer's tool, not a
 # course requirement: it is installed into .venv on first use.
 set -euo pipefail
