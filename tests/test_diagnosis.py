@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from helpers import diagnosis
+from helpers import diagnosis, paths
 from helpers.cards import DiagnosisCard, thresholds_table
 from helpers.diagnosis import Diagnosis, diagnose
 from helpers.history import diagnose_log
@@ -434,3 +434,42 @@ def test_tail_trend_is_a_least_squares_line_over_the_second_half():
     # min_points wins over a short half: the last 4 points, not the last 2
     change4, _, _ = diagnosis.tail_trend([0, 1, 2, 3, 10], [5, 4, 3, 2, 1], 4)
     assert change4 == pytest.approx(stats.linregress([1, 2, 3, 10], [4, 3, 2, 1]).slope * 5)
+
+
+def test_the_evidence_of_a_real_run_counts_and_places_what_the_card_shows():
+    """Experiment 4 of the recorded cpu run (underfitting): every number of its evidence that can be worked out
+    by hand from its log, and the share its stored card quotes ("15% of its drop came in the second half")."""
+    log = read_log(paths.RECORDINGS_DIR / "cpu" / "exp4")
+    d = diagnose(log.train, log.evals, max_steps=log.max_steps, lr=log.learning_rate, last_step=log.last_step)
+    ev = d.evidence
+    low_step, low = min(log.evals, key=lambda p: p[1])
+    assert d.state == "underfitting"
+    assert (ev["n_train"], ev["n_eval"], ev["last_step"], ev["max_steps"]) == (len(log.train), len(log.evals), 125, 125)
+    assert (ev["eval_first_step"], ev["eval_min_step"], ev["eval_last_step"]) == (0, low_step, 125)
+    assert ev["eval_min"] == low and ev["eval_last"] == log.evals[-1][1] and ev["eval_first"] == log.evals[0][1]
+    assert ev["eval_tolerance"] == pytest.approx(max(diagnosis.EVAL_REL_TOL * low, diagnosis.EVAL_ABS_TOL))
+    assert round(ev["eval_tail_share"], 2) == 0.15 and ev["eval_next_run_change"] < -ev["eval_tolerance"]
+    assert ev["time_axis"] == "learning done (the learning rate added up)"
+    t_low_step = ev["train_min_step"]
+    assert t_low_step in {s for s, _ in log.train} and ev["train_drop"] == pytest.approx(
+        (ev["train_start"] - ev["train_end"]) / ev["train_start"])
+    assert diagnose(log.train, log.evals).evidence["time_axis"] == "steps"  # no schedule: time in steps
+    two = diagnose(log.train, log.evals, lr=log.learning_rate[:2]).evidence["time_axis"]
+    assert two == "learning done (the learning rate added up)"  # two points of the schedule are enough
+
+
+def test_the_evidence_without_an_eval_curve_and_at_the_edges():
+    steps = log_steps(100)
+    falling = pts(steps, 0.5 + np.exp(-np.asarray(steps) / 60.0))  # still falling clearly at the end
+    ev = diagnose(falling).evidence
+    assert ev["n_eval"] == 0 and ev["train_tail_t"] <= -diagnosis.MIN_TREND_T
+    assert ev["train_tail_share"] >= diagnosis.STILL_FALLING and ev["train_next_run_change"] < 0
+    assert diagnose(falling[:3]).state != "unknown" and diagnose(falling[:2]).state == "unknown"  # 3 points: a curve
+    assert falling[5][0] == 25
+    nan = diagnose(falling[:5] + [(25, float("nan"))] + falling[6:])
+    assert nan.state == "failed" and nan.evidence["nan_step"] == 25
+    assert nan.reason == "the training loss became NaN/inf at step 25: the weights blew up."
+    assert falling[9][0] == 45
+    assert diagnose(falling[:10], interrupted=True).notes[0] == "run was interrupted at step 45: judgement is provisional"
+    assert diagnose(falling[:10], max_steps=100, interrupted=True).notes[0] == \
+        "run was interrupted at step 45 of 100: judgement is provisional"
