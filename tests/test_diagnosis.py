@@ -473,3 +473,44 @@ def test_the_evidence_without_an_eval_curve_and_at_the_edges():
     assert diagnose(falling[:10], interrupted=True).notes[0] == "run was interrupted at step 45: judgement is provisional"
     assert diagnose(falling[:10], max_steps=100, interrupted=True).notes[0] == \
         "run was interrupted at step 45 of 100: judgement is provisional"
+
+
+@pytest.mark.parametrize("steps,lr,expected", [
+    ([0, 5, 10], [(0, 1.0), (10, 1.0)], [0.0, 0.5, 1.0]),  # a constant rate: learning done is the steps' share
+    ([0, 2, 4], [(0, 1.0), (4, 0.0)], [0.0, 1.25 / 1.5, 1.0]),  # a falling rate: rates 1, .75, .5, .25, 0 summed
+    ([1, 2, 3], [(0, 1e-4)], [1.0, 2.0, 3.0]),  # one logged rate is no schedule: the steps themselves
+    ([1, 2, 3], [(0, 0.0), (3, 0.0)], [1.0, 2.0, 3.0]),  # no learning done at all: the steps
+])
+def test_progress_is_the_learning_rate_summed_up_as_a_share(steps, lr, expected):
+    assert diagnosis.progress(steps, lr) == pytest.approx(expected)
+
+
+def test_tail_trend_fits_the_second_half_by_hand():
+    x = [0, 1, 2, 3, 4]
+    change, next_run, t = diagnosis.tail_trend(x, [2 - 0.5 * v for v in x], 2)  # exact line: slope -0.5 over x 2..4
+    assert (change, next_run, t) == (pytest.approx(-1.0), pytest.approx(-2.0), -999.0)  # no noise: t clipped at -999
+    assert diagnosis.tail_trend(x, [0.5 * v for v in x], 2)[2] == 999.0
+    y = [1.0, 0.8, 0.7, 0.5, 0.52, 0.41, 0.40]
+    xs = list(range(7))  # the second half: x 3..6 (four points)
+    slope, icept = np.polyfit(xs[3:], y[3:], 1)
+    resid = np.asarray(y[3:]) - (slope * np.asarray(xs[3:]) + icept)
+    se = math.sqrt((resid ** 2).sum() / 2 / ((np.asarray(xs[3:]) - 4.5) ** 2).sum())
+    assert diagnosis.tail_trend(xs, y, 2) == (pytest.approx(slope * 3), pytest.approx(slope * 6), pytest.approx(slope / se))
+    two = diagnosis.tail_trend([0, 1], [1.0, 0.5], 2)  # two points: no degrees of freedom, the slope's sign is all
+    assert two == (pytest.approx(-0.25), pytest.approx(-0.5), -999.0)
+    assert diagnosis.tail_trend([3, 3], [1.0, 0.5], 2) == (0.0, 0.0, 0.0)  # no time passed: no trend
+
+
+def test_failed_reason_at_its_boundaries():
+    def tr(end, gave_back=0.0):
+        return diagnosis.TrainCurve(1.0, end, min(end, 0.5), 10, gave_back, 0.0, False)
+
+    assert diagnosis.failed_reason(tr(0.95), None) is None  # exactly 5 % below the start passes
+    assert diagnosis.failed_reason(tr(0.96), None) == "train loss 1 → 0.96: not even 5% below where it started."
+    assert diagnosis.failed_reason(tr(0.9, gave_back=0.49), None) is None
+    assert diagnosis.failed_reason(tr(0.9, gave_back=0.5), None) == \
+        "train loss 1 → 0.9 after reaching 0.5 at step 10: it climbed back by 50% of its improvement."
+    up = diagnosis.EvalCurve(1.0, 0.9, 5, 1.3, 0.05, 0.0, False, False)
+    flat = diagnosis.EvalCurve(1.0, 0.9, 5, 1.05, 0.05, 0.0, False, False)  # at its start plus the tolerance: not "above"
+    assert diagnosis.failed_reason(tr(0.96), up).endswith("; eval loss also ended above its start (1 → 1.3).")
+    assert diagnosis.failed_reason(tr(0.96), flat).endswith("below where it started.")
