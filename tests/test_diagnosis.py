@@ -514,3 +514,34 @@ def test_failed_reason_at_its_boundaries():
     flat = diagnosis.EvalCurve(1.0, 0.9, 5, 1.05, 0.05, 0.0, False, False)  # at its start plus the tolerance: not "above"
     assert diagnosis.failed_reason(tr(0.96), up).endswith("; eval loss also ended above its start (1 → 1.3).")
     assert diagnosis.failed_reason(tr(0.96), flat).endswith("below where it started.")
+
+
+def test_the_notes_the_observation_and_the_train_only_reasons_word_for_word():
+    few = f"few eval points (n={{}} < {diagnosis.FEW_EVAL_POINTS}): low confidence"
+    assert diagnosis.eval_notes(0) == [diagnosis.NO_EVAL_NOTE]
+    assert diagnosis.eval_notes(1) == [few.format(1), diagnosis.NO_EVAL_NOTE]
+    assert diagnosis.eval_notes(2) == [few.format(2)] and diagnosis.eval_notes(3) == []
+    assert Diagnosis("unknown", "").observation() == "no curve yet"
+    steps = log_steps(40)
+    train = pts(steps, 0.5 + np.exp(-np.asarray(steps) / 20.0))
+    later = diagnose(train, [(10, 1.2), (20, 0.9), (30, 0.8), (40, 0.75)])  # no evaluation before the first step
+    assert later.observation().endswith("; eval loss 1.2 at the first evaluation → lowest 0.75 (step 40) → 0.75 at step 40")
+    assert later.evidence["last_step"] == 40 and diagnose(train, last_step=45).evidence["last_step"] == 45
+    curve = diagnosis.TrainCurve(1.0, 0.5, 0.5, 40, 0.0, 0.25, True)
+    assert diagnosis.judge_train_only(curve) == ("underfitting", "train loss 1 → 0.5, still falling at the end (25% of "
+                                                 "the drop came in the second half); no eval curve to confirm.")
+    flat = diagnosis.TrainCurve(1.0, 0.5, 0.5, 40, 0.0, 0.04, False)
+    assert diagnosis.judge_train_only(flat) == ("converged", "train loss 1 → 0.5, flat at the end (4% of the drop in "
+                                                "the second half); no eval curve to confirm.")
+
+
+def test_an_evaluation_before_training_is_left_out_of_the_still_falling_rule_from_three_evaluations_on():
+    """The step-0 evaluation shows where the model started; with three evaluations it already drops out of the
+    trend, so the big first fall does not make the later fall look small."""
+    steps = log_steps(40)
+    train = pts(steps, 0.5 + np.exp(-np.asarray(steps) / 20.0))
+    three = [(0, 1.52), (20, 0.60), (40, 0.40)]
+    with_start = diagnose(train, three).evidence["eval_tail_share"]
+    assert with_start == pytest.approx(diagnose(train, three[1:]).evidence["eval_tail_share"])
+    ev = diagnose(train, three).evidence
+    assert (ev["eval_min_step"], ev["eval_last_step"], ev["n_eval"]) == (40, 40, 3)
