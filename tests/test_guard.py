@@ -170,19 +170,14 @@ def test_second_training_is_refused_naming_the_live_one_then_stop_by_cli(place):
     assert not Path(env[process.LOCK_DIR_ENV], "training.lock").exists()
 
 
-def test_sigkilled_merge_stops_swift_export(place):
+def test_sigkilled_merge_stops_swift_export(place, checkpoint):
     tmp, env, mark = place
-    r = subprocess.run([sys.executable, "-m", "helpers", "sft", "--model", str(models.prepare_standin(quiet=True)),
-                        "--label", "to merge", *LONG[:2], "--train_rows",
-                        "4", "--val_rows", "2", "--batch_size", "4", "--max_length", "256", "--eval_steps", "1",
-                        "--gradient_accumulation_steps", "1", "--dataloader_num_workers", "0"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    ckpt = next((tmp / "output" / "ci").glob("*/checkpoint-1"))
     log = tmp / "merge.log"
-    proc = cli(["merge", str(ckpt)], env, log)
+    proc = cli(["merge", str(checkpoint)], env, log)
     wait_for(lambda: [p for p in marked(mark) if "export" in p.cmdline()], 60, "swift export", log)
-    time.sleep(2)
+    # killed once swift export is writing the merged model, the moment that leaves most behind
+    wait_for(lambda: (checkpoint.parent / f".{checkpoint.name}-merging").exists() or None, 120,
+             "swift export to start writing", log)
     assert proc.poll() is None, "the merge ended before it could be killed"
     kill_and_count(proc.pid, mark)
 

@@ -301,19 +301,7 @@ def _tree_hash_sizes(folder: Path) -> dict:
     return {p.name: (p.stat().st_size, p.stat().st_ino) for p in folder.iterdir()}
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """One tiny real ci training run (1 step), shared by the merge tests."""
-    out = tmp_path_factory.mktemp("trained")
-    cmd = [sys.executable, "-m", "helpers", "sft", "--dataset", "train_100", "--train_rows", "4", "--val_rows", "2",
-           "--batch_size", "4", "--max_length", "256", "--eval_steps", "1", "--label", "hardening",
-           "--gradient_accumulation_steps", "1", "--dataloader_num_workers", "0"]
-    r = subprocess.run(cmd, cwd=ROOT, env=_env(FTLAB_OUTPUT=str(out)), capture_output=True, text=True, timeout=400,
-                       check=False)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    ckpts = sorted(out.glob("ci/*/checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    assert ckpts, r.stdout[-2000:]
-    return ckpts[-1]
+# `checkpoint` (conftest): a private copy of the suite's one trained run, shared by the merge and exam tests
 
 
 def _merge_leftovers(ckpt: Path) -> list[str]:
