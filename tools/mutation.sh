@@ -4,6 +4,8 @@
 #   bash tools/mutation.sh helpers/diagnosis.py "tests/test_diagnosis.py tests/test_recordings.py"
 #   bash tools/mutation.sh helpers/scoring.py "tests/test_scoring_rules.py tests/test_exam.py --timeout=60 \
 #     --deselect=tests/test_exam.py::test_tiny_real_exam_batched_equals_one_by_one ..."
+#   bash tools/mutation.sh helpers/data.py "tests/test_data.py tests/test_edge_files.py tests/test_problems.py \
+#     tests/test_swift_commands.py --timeout=60 --deselect=<test_edge_files' two tests that train>"
 #   (the scoring run leaves out test_exam's tests that load the model: a mutant that breaks score_responses makes
 #   them run for minutes; --timeout stops any that still hang. The pure rules keep all their tests.)
 # Prints killed / survived per function from mutmut's own results. mutmut (3.x) is a maintainer's tool, not a
@@ -24,7 +26,7 @@ pytest_add_cli_args_test_selection = [${selection%, }]
 also_copy = ["resources", "tools", "tests", "notebooks", "helpers"]
 TOML
 cd "$work"
-PYTHONHASHSEED=0 FTLAB_TRACK=ci MPLBACKEND=Agg .venv/bin/mutmut run --max-children "$(nproc)" > mutmut.log 2>&1 || true
+FTLAB_CACHE="$work/.cache" PYTHONHASHSEED=0 FTLAB_TRACK=ci MPLBACKEND=Agg .venv/bin/mutmut run --max-children "$(nproc)" > mutmut.log 2>&1 || true
 .venv/bin/python - "$source_path" <<'PY'
 import collections, json, re, sys
 codes = json.load(open(f"mutants/{sys.argv[1]}.meta"))["exit_code_by_key"]
