@@ -3,7 +3,7 @@ names, the repairs it finds, and the token counts, which must be transformers' o
 survivors of a mutation run on data.py (tools/mutation.sh): each test pins what a learner reads or a run uses."""
 
 import json
-import shutil
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +50,9 @@ ROW_CASES = [
      "user content is list [\"\\u4e03\"], not text (ms-swift would drop this row without a word) — fix: write it "
      "as a string: \"content\": \"['七']\""),
     (row(("user", "q"), ("assistant", 7)),
+     'assistant content is int 7, not text (ms-swift would drop this row without a word) — fix: write it as a '
+     'string: "content": "7\\n\\n{{ans:7}}"'),
+    (row(("system", ""), ("user", "q"), ("assistant", 7)),
      'assistant content is int 7, not text (ms-swift would drop this row without a word) — fix: write it as a '
      'string: "content": "7\\n\\n{{ans:7}}"'),
     (row(("user", "q"), ("assistant", "seven")),
@@ -106,8 +109,9 @@ def test_bad_json_lines_name_the_column_and_the_comma_fix(tmp_path):
 
 
 def test_duplicates_and_the_empty_file(tmp_path):
-    path, check = check_text(tmp_path, jsonl(good(1), good(2), good(1)))
+    path, check = check_text(tmp_path, jsonl(good(1), good(2), good(1), good(3)))
     assert check.errors == [f"{path}:3: duplicate question (first on line 1) — fix: remove one"]
+    assert [no for no, _ in check.rows] == [1, 2, 4]  # the rows after it are still read
     empty, check = check_text(tmp_path, "\n\n", name="empty.jsonl")
     assert check.errors == [f"{empty}:1: empty file — fix: add at least one row"]
 
@@ -203,7 +207,7 @@ def test_prompt_row_and_wording():
 # ---- token counts: transformers' own -----------------------------------------------------------------------------
 
 TEMPLATE = """{{ bos_token }}{% for m in messages %}
-  {% if m['role'] not in ['system', 'user', 'assistant'] %}{{ raise_exception('no role ' + m['role']) }}{% endif %}
+ \t \t {% if m['role'] not in ['system', 'user', 'assistant'] %}{{ raise_exception('no role ' + m['role']) }}{% endif %}
   <|im_start|>{{ m['role'] }}
 {{ m['content'] }}{{ eos_token }}
 {% endfor %}
@@ -211,37 +215,50 @@ TEMPLATE = """{{ bos_token }}{% for m in messages %}
 {% endif %}"""
 
 
-@pytest.fixture(scope="module")
-def odd_model(tmp_path_factory):
+def odd_model(folder: Path, bos) -> Path:
     """The embedded tokenizer with a template that uses everything transformers gives a template: bos and eos
-    (one written as an AddedToken object), raise_exception, and block tags whose whitespace counts."""
-    folder = tmp_path_factory.mktemp("odd")
+    (bos written as an AddedToken object, or absent), raise_exception, and block tags whose whitespace counts;
+    its tokenizer adds a token of its own to every text it encodes (which a chat template's count leaves out)."""
+    folder.mkdir()
     src = models.embedded_dir()
-    shutil.copy(src / "tokenizer.json", folder / "tokenizer.json")
+    tokenizer = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["post_processor"] = {
+        "type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+                                                 {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}}}
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
     cfg = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))
     cfg.pop("chat_template", None)
-    cfg["bos_token"] = {"__type": "AddedToken", "content": "<|endoftext|>", "lstrip": False, "rstrip": False,
-                        "normalized": False, "single_word": False, "special": True}
+    cfg["bos_token"] = bos
     cfg["eos_token"] = "<|im_end|>"
     (folder / "tokenizer_config.json").write_text(json.dumps(cfg), encoding="utf-8")
     (folder / "chat_template.jinja").write_text(TEMPLATE, encoding="utf-8")
     return folder
 
 
-def test_token_lengths_are_transformers_counts(odd_model):
+ADDED_BOS = {"__type": "AddedToken", "content": "<|endoftext|>", "lstrip": False, "rstrip": False,
+             "normalized": False, "single_word": False, "special": True}
+
+
+@pytest.mark.parametrize("bos", [ADDED_BOS, None], ids=["bos-object", "no-bos"])
+def test_token_lengths_are_transformers_counts(tmp_path, bos):
     from transformers import AutoTokenizer
 
+    folder = odd_model(tmp_path / "odd", bos)
     rows = [good(1), row(("user", "Wie viel ist 2 × 3?"), ("assistant", "{{ans:6}}"))]
-    tok = AutoTokenizer.from_pretrained(odd_model)
+    tok = AutoTokenizer.from_pretrained(folder)
     expected = [len(tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"])
                 for r in rows]
-    assert data.token_lengths(odd_model, rows) == expected
+    assert data.token_lengths(folder, rows) == expected
+    if bos is None:
+        return
     embedded = models.embedded_dir()
     tok = AutoTokenizer.from_pretrained(embedded)
     assert data.token_lengths(embedded, rows) == [
         len(tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"]) for r in rows]
     with pytest.raises(Exception, match="no role tool"):
-        data.token_lengths(odd_model, [row(("tool", "x"))])
+        data.token_lengths(folder, [row(("tool", "x"))])
 
 
 def test_too_long_counts_and_warnings_end_exactly_at_max_length(tmp_path):
