@@ -335,7 +335,14 @@ def test_notebook03_first_experiment_live_curve_diagnosis_and_interrupt(lab, pag
     while not _swift_procs(course):
         assert time.time() < deadline, "swift never started for experiment 2"
         time.sleep(0.3)
-    time.sleep(2)
+
+    def swift_writes():  # swift itself has begun (its log has a line), not only the launch
+        logs = [p / "swift.log" for p in (course / "output" / "ci").glob("*") if p.is_dir()]
+        return len([p for p in logs if p.is_file() and p.stat().st_size]) >= 2
+
+    while not swift_writes():
+        assert time.time() < deadline, "swift wrote nothing for experiment 2"
+        time.sleep(0.3)
     page.evaluate("window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
     page.wait_for_function(IDLE_JS, timeout=60_000)
     deadline = time.time() + 15
