@@ -67,12 +67,12 @@ def course(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lesson_flow(course):
-    """LESSON_FLOW run once from the copied course: its printed result, or the failure (kept, so that every
-    test that needs the run fails with swift's own words instead of training again)."""
+    """LESSON_FLOW run once from the copied course: its printed result. A failure fails every test that needs
+    the run, with swift's own words (pytest keeps a session fixture's error: nothing trains again)."""
     out = subprocess.run([sys.executable, "-c", LESSON_FLOW], cwd=course, env=course_env(), capture_output=True,
                          text=True, timeout=540)
     if out.returncode:
-        return {"error": out.stderr[-3000:]}
+        pytest.fail(f"the suite's trained run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -80,7 +80,6 @@ def lesson_flow(course):
 def checkpoint(lesson_flow, tmp_path_factory):
     """A private copy of the trained run (without its merged models), for tests that merge, examine or
     interrupt: its best checkpoint. A module's tests share it; nothing they do may change it."""
-    assert "error" not in lesson_flow, lesson_flow.get("error")
     run_dir = Path(lesson_flow["dir"])
     dest = tmp_path_factory.mktemp("trained") / run_dir.name
     shutil.copytree(run_dir, dest, symlinks=True, ignore=shutil.ignore_patterns("*-merged", ".*-merging"))

@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from test_data import with_messages as row
+from test_data import write
 
 from helpers import data, models, paths
 
 FIX_ROLES = ("— fix: an optional system turn, then user and assistant turns taking turns, ending with the assistant")
-
-
-def row(*msgs, **extra):
-    return {"messages": [dict(zip(("role", "content"), m)) for m in msgs], **extra}
 
 
 def good(n: int) -> dict:
@@ -26,8 +24,7 @@ def jsonl(*rows) -> str:
 
 
 def check_text(tmp_path, text: str | bytes, name="d.jsonl"):
-    path = tmp_path / name
-    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    path = write(tmp_path, name=name, raw=text if isinstance(text, bytes) else text.encode("utf-8"))
     return path, data.check_file(path)
 
 
@@ -38,7 +35,7 @@ ROW_CASES = [
     ({"messages": ["hi"]}, 'a message is not an object — fix: each message needs "role" and "content"'),
     (row(("system", "")), f"roles are ['system'] {FIX_ROLES}"),
     (row(("user", "q")), f"roles are ['user'] {FIX_ROLES}"),
-    (row(("user", "q"), ("assistant", "{{ans:1}}"), images=[], system="s"),
+    ({**row(("user", "q"), ("assistant", "{{ans:1}}")), "images": [], "system": "s"},
      'extra key "images" is one ms-swift reads itself (it would change what is trained) — fix: remove it or '
      'rename it, e.g. "note_images"'),
     (row(("system", None), ("user", "q"), ("assistant", "{{ans:1}}")),

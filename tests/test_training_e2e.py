@@ -19,7 +19,6 @@ pytestmark = pytest.mark.timeout(600)
 def test_train_live_diagnose_merge_answer(lesson_flow, course):
     """The suite's one trained run (conftest.LESSON_FLOW: sft without waiting, live log, watch, diagnosis, merge
     twice, the merged model answers), checked here."""
-    assert "error" not in lesson_flow, lesson_flow.get("error")
     r = lesson_flow
     assert r["live"] >= 1, "a log point must be visible while swift is still training"
     assert r["status"] == "finished"

@@ -4,8 +4,9 @@
 #   bash tools/mutation.sh helpers/diagnosis.py "tests/test_diagnosis.py tests/test_recordings.py"
 #   bash tools/mutation.sh helpers/scoring.py "tests/test_scoring_rules.py tests/test_exam.py --timeout=60 \
 #     --deselect=tests/test_exam.py::test_tiny_real_exam_batched_equals_one_by_one ..."
-#   bash tools/mutation.sh helpers/data.py "tests/test_data.py tests/test_edge_files.py tests/test_problems.py \
-#     tests/test_swift_commands.py --timeout=60 --deselect=<test_edge_files' two tests that train>"
+#   bash tools/mutation.sh helpers/data.py "tests/test_data.py tests/test_data_rules.py tests/test_edge_files.py \
+#     tests/test_problems.py tests/test_swift_commands.py --timeout=60 \
+#     --deselect=<test_edge_files' two tests that train>"
 #   (the scoring run leaves out test_exam's tests that load the model: a mutant that breaks score_responses makes
 #   them run for minutes; --timeout stops any that still hang. The pure rules keep all their tests.)
 # Prints killed / survived per function from mutmut's own results. mutmut (3.x) is a maintainer's tool, not a
