@@ -4,8 +4,9 @@ Training: the same small `swift sft` run (embedded model, LoRA r8, batch 8, rows
 length) under each setting, one after the other, then repeated in reverse order so a host that gets
 busier or quieter during the bench does not favour one setting. For each setting it prints seconds per
 optimizer step, training tokens per second, the ratio to today's setting (fp32 with ms-swift's default
-gradient checkpointing), the final eval loss and the largest difference between its loss curves and
-fp32's.
+gradient checkpointing), the same ratio from step 2 to the first evaluation (the first step's compile or
+warm-up left out; swift logs whole seconds), the final eval loss and the largest difference between its
+loss curves and fp32's.
 
 Exam: base-model greedy answers to the same questions in fp32 and bf16; seconds and how many answers
 are identical.
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FTLAB_TRACK", "cpu")
 
-from helpers import data, environment, exams, models, paths, swift_runner, tracks  # noqa: E402
+from helpers import data, environment, exams, models, paths, recordings, swift_runner, tracks  # noqa: E402
 from helpers.swiftlog import SwiftLog  # noqa: E402
 
 TODAY = "before: ms-swift defaults (fp32)"
@@ -43,6 +44,11 @@ if environment.cpu_bf16()[0]:
     SETTINGS["+ plain bf16 autocast"] = {"gradient_checkpointing": False, "lora_dropout": 0.0, "fp16": False,
                                          "bf16": True, "use_cpu": True}
     SETTINGS["+ bf16, LoRA sums in fp32, eager attention (cpu track)"] = tracks.cpu_speed_flags()
+# torch.compile of each decoder layer (helpers/swift_plugins/compile_layers.py; compile time inside train_runtime)
+_track = tracks.cpu_speed_flags()
+SETTINGS["+ torch.compile of each decoder layer"] = {
+    **_track, "external_plugins": [*filter(None, [_track.get("external_plugins")]), "helpers/swift_plugins/compile_layers.py"],
+    "callbacks": [*filter(None, [_track.get("callbacks")]), "ftlab_compile_layers"]}
 REFERENCE = TODAY  # loss curves are compared with this one
 
 
@@ -66,8 +72,14 @@ def train_once(model, rows: int, steps: int, extra: dict, work: Path) -> dict:
     state = log.read()
     train_pts, eval_pts = state.train, state.evals
     summary = next(r for r in log.rows if "train_runtime" in r)
+    # steps 2 to the first evaluation: what a step costs once the first one (a compile, a warm-up) is behind it
+    at = {int(r["global_step/max_steps"].split("/")[0]): recordings._seconds(r["elapsed_time"])
+          for r in log.rows if "loss" in r and "elapsed_time" in r}
+    first_eval = max(2, steps // 2)
+    steady = (at[first_eval] - at[2]) / (first_eval - 2) if first_eval > 2 and {2, first_eval} <= set(at) else float("nan")
     shutil.rmtree(out, ignore_errors=True)
-    return {"wall": wall, "runtime": float(summary["train_runtime"]), "train": train_pts, "eval": eval_pts}
+    return {"wall": wall, "runtime": float(summary["train_runtime"]), "train": train_pts, "eval": eval_pts,
+            "steady": steady}
 
 
 def bench_training(args) -> None:
@@ -103,16 +115,19 @@ def bench_training(args) -> None:
     base_rt = mean(TODAY, "runtime")
     print(f"\nTraining: {args.rows} rows, batch 8, {args.steps} steps, 2 evals of 16 rows, "
           f"≈{tokens_per_step:.0f} tokens per step; each setting run {len(results[TODAY])}× (forward and reverse order)")
-    print(f"{'setting':56} {'s/step':>7} {'tokens/s':>9} {'speed-up':>9} {'final eval':>11} {'max |Δ loss| vs before':>24}")
+    print(f"{'setting':56} {'s/step':>7} {'tokens/s':>9} {'speed-up':>9} {'steps 2+':>9} {'final eval':>11} "
+          f"{'max |Δ loss| vs before':>24}")
+    base_steady = mean(TODAY, "steady")
     for name in order:
         rt = mean(name, "runtime")
         r = results[name][0]
+        steady = mean(name, "steady")
         d_train = max(abs(a[1] - b[1]) for a, b in zip(r["train"], ref["train"]))
         d_eval = max((abs(a[1] - b[1]) for a, b in zip(r["eval"], ref["eval"])), default=float("nan"))
         final = r["eval"][-1][1]
         rel = (final - ref["eval"][-1][1]) / ref["eval"][-1][1]
         print(f"{name:56} {rt / args.steps:7.2f} {tokens_per_step * args.steps / rt:9.0f} {base_rt / rt:8.2f}× "
-              f"{final:7.4f} ({rel:+.1%}) train {d_train:.4f} / eval {d_eval:.4f}")
+              f"{base_steady / steady:8.2f}× {final:7.4f} ({rel:+.1%}) train {d_train:.4f} / eval {d_eval:.4f}")
 
 
 def bench_exam(args) -> None:

@@ -15,7 +15,8 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
              classroom (the playground: the lesson's knobs as widgets, a Train button)
   face       this API · cli (`python -m helpers`)
 
-The dataset generator is tools/problems.py; the ms-swift plugin for bf16 on a CPU is swift_plugins/cpu_bf16.py.
+The dataset generator is tools/problems.py; the ms-swift plugin for bf16 on a CPU is swift_plugins/cpu_bf16.py
+(swift_plugins/compile_layers.py is a lever bench/bench_cpu_training.py measures, not used by the tracks).
 The API is imported lazily, so `import helpers` stays fast.
 """
 

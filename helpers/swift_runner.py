@@ -98,8 +98,8 @@ def sft_command(model, dataset: Path, val_dataset: Path | None, params: dict, ou
     args += ["--output_dir", paths.arg_path(output_dir), "--add_version", "false",
              # without this every run spends ~22 s retrying hub look-ups for a local model
              "--check_model", "false", "--report_to", "none"]
-    for key, value in (extra or {}).items():
-        args += [f"--{key}", flag_text(value)]
+    for key, value in (extra or {}).items():  # a list is a flag that takes several values (--callbacks a b)
+        args += [f"--{key}", *map(flag_text, value if isinstance(value, (list, tuple)) else [value])]
     return args
 
 

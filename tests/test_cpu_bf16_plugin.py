@@ -1,5 +1,6 @@
 """The cpu track's bf16 plugin: bf16 matrix products, LoRA updates still added in fp32."""
 
+import importlib
 import importlib.util
 
 import pytest
@@ -57,6 +58,13 @@ def test_lora_update_survives_bf16_autocast_only_with_the_plugin():
     assert with_plugin < 0.05, with_plugin
 
 
+def test_the_hook_is_importable_by_its_module_name_as_torch_compile_needs():
+    import sys
+
+    hook = _plugin()._lora_fp32._output_in_fp32
+    assert importlib.import_module(hook.__module__) is sys.modules[hook.__module__]
+
+
 def test_hooks_are_added_once():
     plugin = _plugin()
     model = _tiny_lora()
@@ -75,3 +83,36 @@ def test_bf16_flags_only_where_the_cpu_has_native_bf16(monkeypatch, native):
     assert ("external_plugins" in flags) == native == flags.get("bf16", False)
     if native:
         assert (paths.COURSE_ROOT / flags["external_plugins"]).is_file() and flags["attn_impl"] == "eager"
+
+
+def _compile_plugin():
+    spec = importlib.util.spec_from_file_location("ftlab_compile_layers_test", paths.SWIFT_PLUGINS / "compile_layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_decoder():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(0)
+    return get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, target_modules="all-linear", lora_dropout=0.0))
+
+
+def test_compile_plugin_compiles_each_decoder_layer_through_peft_and_turns_the_cache_off(capsys):
+    from swift.callbacks import callbacks_map
+
+    plugin = _compile_plugin()
+    assert callbacks_map["ftlab_compile_layers"] is plugin.CompileLayersCallback
+    model = _tiny_decoder()
+    layers = plugin.decoder_layers(model)
+    assert len(layers) == 3 and layers is model.base_model.model.model.layers
+    assert all(layer._compiled_call_impl is None for layer in layers)
+    plugin.CompileLayersCallback(None, None).on_train_begin(None, None, None, model=model)
+    assert all(layer._compiled_call_impl is not None for layer in layers)  # compiled lazily, at the first call
+    assert model.config.use_cache is False
+    assert "3 decoder layers compiled" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no decoder layers found in Sequential"):
+        plugin.decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))

@@ -1,5 +1,7 @@
 """Every command the course builds uses flags that the installed ms-swift really has."""
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,18 @@ def test_every_experiment_command_uses_real_sft_flags(track, tmp_path):
                                         tmp_path / f"exp{e.number}", extra)
         missing = [f for f in _flags(args) if f not in known]
         assert not missing, f"{track} experiment {e.number}: ms-swift has no {missing}"
+
+
+def test_a_list_value_is_a_flag_with_several_values():
+    from swift.arguments import SftArguments
+
+    args = swift_runner.sft_command(models.get_model("embedded"), resolve_dataset("train_100"), None,
+                                    knobs.check(**{k: tracks.LESSON[1][k] for k in knobs.NAMES}), Path("out"),
+                                    {"callbacks": ["ftlab_cpu_bf16", "ftlab_compile_layers"], "use_cpu": True})
+    i = args.index("--callbacks")
+    assert args[i + 1:i + 5] == ["ftlab_cpu_bf16", "ftlab_compile_layers", "--use_cpu", "true"]
+    fields = {f.name: f for f in dataclasses.fields(SftArguments)}
+    assert all(typing.get_origin(fields[k].type) is list for k in ("callbacks", "external_plugins"))
 
 
 def test_gpu_track_is_the_lessons_exact_command():

@@ -12,6 +12,7 @@ after it) stays fp32 while the big matrix product itself still runs in bf16.
 """
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from swift.callbacks import TrainerCallback, callbacks_map
@@ -19,6 +20,7 @@ from swift.callbacks import TrainerCallback, callbacks_map
 # loaded by its path: swift loads this file by path too, and a torchrun rank does not have the course on sys.path
 _spec = importlib.util.spec_from_file_location("ftlab_lora_fp32", Path(__file__).with_name("lora_fp32.py"))
 _lora_fp32 = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _lora_fp32  # importable by its name: torch.compile looks a traced hook's module up there
 _spec.loader.exec_module(_lora_fp32)
 keep_lora_sums_in_fp32 = _lora_fp32.keep_lora_sums_in_fp32
 
