@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FTLAB_TRACK", "cpu")
 
-from helpers import data, environment, exams, models, paths, recordings, swift_runner, tracks  # noqa: E402
-from helpers.swiftlog import SwiftLog  # noqa: E402
+from helpers import data, environment, exams, models, paths, swift_runner, tracks  # noqa: E402
+from helpers.swiftlog import SwiftLog, elapsed_seconds, step_of  # noqa: E402
 
 TODAY = "before: ms-swift defaults (fp32)"
 SETTINGS = {
@@ -39,13 +39,13 @@ SETTINGS = {
     "no gradient checkpointing": {"gradient_checkpointing": False},
     "+ LoRA dropout 0 (cpu track, no native bf16)": {"gradient_checkpointing": False, "lora_dropout": 0.0},
 }
+_track = tracks.cpu_speed_flags()  # what the cpu track runs with on this machine
 # bf16 pays only where the CPU computes it natively; elsewhere torch emulates it (measured 2-3x slower)
 if environment.cpu_bf16()[0]:
     SETTINGS["+ plain bf16 autocast"] = {"gradient_checkpointing": False, "lora_dropout": 0.0, "fp16": False,
                                          "bf16": True, "use_cpu": True}
-    SETTINGS["+ bf16, LoRA sums in fp32, eager attention (cpu track)"] = tracks.cpu_speed_flags()
+    SETTINGS["+ bf16, LoRA sums in fp32, eager attention (cpu track)"] = _track
 # torch.compile of each decoder layer (helpers/swift_plugins/compile_layers.py; compile time inside train_runtime)
-_track = tracks.cpu_speed_flags()
 SETTINGS["+ torch.compile of each decoder layer"] = {
     **_track, "external_plugins": [*filter(None, [_track.get("external_plugins")]), "helpers/swift_plugins/compile_layers.py"],
     "callbacks": [*filter(None, [_track.get("callbacks")]), "ftlab_compile_layers"]}
@@ -73,8 +73,8 @@ def train_once(model, rows: int, steps: int, extra: dict, work: Path) -> dict:
     train_pts, eval_pts = state.train, state.evals
     summary = next(r for r in log.rows if "train_runtime" in r)
     # steps 2 to the first evaluation: what a step costs once the first one (a compile, a warm-up) is behind it
-    at = {int(r["global_step/max_steps"].split("/")[0]): recordings._seconds(r["elapsed_time"])
-          for r in log.rows if "loss" in r and "elapsed_time" in r}
+    at = {step_of(r)[0]: elapsed_seconds(r["elapsed_time"]) for r in log.rows
+          if "loss" in r and "elapsed_time" in r and step_of(r)}
     first_eval = max(2, steps // 2)
     steady = (at[first_eval] - at[2]) / (first_eval - 2) if first_eval > 2 and {2, first_eval} <= set(at) else float("nan")
     shutil.rmtree(out, ignore_errors=True)

@@ -8,7 +8,6 @@ optional exam results. Only `save_recording(run)` writes one, from a run this pa
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from . import paths
 from .cards import ExamReport
 from .curves import LiveCurves
 from .history import RUN_FILE, Run
-from .swiftlog import HISTORY_FILE, rows
+from .swiftlog import HISTORY_FILE, elapsed_seconds, rows
 from .view import text_table
 
 
@@ -82,19 +81,6 @@ def load_recording(name: str) -> Run:
     return run
 
 
-def _seconds(text) -> float:
-    """'1m 5s' / '65s' / '0:01:05' -> seconds (swift writes elapsed_time as a string)."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    if ":" in str(text):
-        parts = [float(x) for x in str(text).split(":")]
-        return sum(v * 60**i for i, v in enumerate(reversed(parts)))
-    total, units = 0.0, {"h": 3600, "m": 60, "s": 1, "d": 86400}
-    for value, unit in re.findall(r"([\d.]+)\s*([dhms])", str(text)):
-        total += float(value) * units[unit]
-    return total
-
-
 def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool = True) -> Run:
     """Draw a recorded run point by point, `speed` times faster than it really ran (capped at max_seconds)."""
     from IPython.display import Markdown, display
@@ -128,7 +114,7 @@ def replay(name: str, speed: float = 30.0, max_seconds: float = 20.0, show: bool
 
 
 def _timeline(log: Path) -> list[float]:
-    return [_seconds(d["elapsed_time"]) for d in rows(log) if "elapsed_time" in d]
+    return [elapsed_seconds(d["elapsed_time"]) for d in rows(log) if "elapsed_time" in d]
 
 
 EXAM_NAMES = {"base_test": "base model, 10-question exam", "tuned_test": "fine-tuned, 10-question exam",

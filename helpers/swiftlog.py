@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def _is_object(line: bytes) -> bool:
         return isinstance(json.loads(line), dict)
     except ValueError:
         return False
+
+
+def elapsed_seconds(text) -> float:
+    """'1m 5s' / '65s' / '0:01:05' -> seconds (swift writes elapsed_time as a string)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    if ":" in str(text):
+        parts = [float(x) for x in str(text).split(":")]
+        return sum(v * 60**i for i, v in enumerate(reversed(parts)))
+    total, units = 0.0, {"h": 3600, "m": 60, "s": 1, "d": 86400}
+    for value, unit in re.findall(r"([\d.]+)\s*([dhms])", str(text)):
+        total += float(value) * units[unit]
+    return total
 
 
 def step_of(row: dict) -> tuple[int, int] | None:

@@ -1,4 +1,5 @@
-"""The cpu track's bf16 plugin: bf16 matrix products, LoRA updates still added in fp32."""
+"""The course's ms-swift plugins: the cpu track's bf16 plugin (bf16 matrix products, LoRA updates still added in
+fp32) and the bench's compiled decoder layers."""
 
 import importlib
 import importlib.util
@@ -12,8 +13,9 @@ from helpers import paths, tracks
 PLUGIN = paths.COURSE_ROOT / tracks.CPU_BF16_PLUGIN
 
 
-def _plugin():
-    spec = importlib.util.spec_from_file_location("ftlab_cpu_bf16_test", PLUGIN)
+def _plugin(path=PLUGIN):
+    """A plugin loaded by its path, as swift loads it."""
+    spec = importlib.util.spec_from_file_location(f"ftlab_{path.stem}_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -85,13 +87,6 @@ def test_bf16_flags_only_where_the_cpu_has_native_bf16(monkeypatch, native):
         assert (paths.COURSE_ROOT / flags["external_plugins"]).is_file() and flags["attn_impl"] == "eager"
 
 
-def _compile_plugin():
-    spec = importlib.util.spec_from_file_location("ftlab_compile_layers_test", paths.SWIFT_PLUGINS / "compile_layers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tiny_decoder():
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -104,7 +99,7 @@ def _tiny_decoder():
 def test_compile_plugin_compiles_each_decoder_layer_through_peft_and_turns_the_cache_off(capsys):
     from swift.callbacks import callbacks_map
 
-    plugin = _compile_plugin()
+    plugin = _plugin(paths.SWIFT_PLUGINS / "compile_layers.py")
     assert callbacks_map["ftlab_compile_layers"] is plugin.CompileLayersCallback
     model = _tiny_decoder()
     layers = plugin.decoder_layers(model)
