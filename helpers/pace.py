@@ -159,7 +159,7 @@ def recorded_run() -> dict | None:
     summary = next((r for r in swiftlog.rows(rec / "exp4" / "logging.jsonl") if "train_runtime" in r), None)
     if summary is None:
         return None
-    steps = int(str(summary["global_step/max_steps"]).split("/")[0])
+    steps = swiftlog.step_of(summary)[0]
     return {"date": cells["date"], "wall_time_s": cells["wall_time_s"], "swift_step_s": summary["train_runtime"] / steps}
 
 
