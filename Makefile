@@ -18,5 +18,6 @@ test: setup
 
 bench: setup
 	"$(PY)" bench/bench_cpu_training.py
+	"$(PY)" bench/profile_cpu_step.py
 	"$(PY)" bench/bench_exam.py
 	"$(PY)" bench/bench_overhead.py
