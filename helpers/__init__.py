@@ -2,7 +2,7 @@
 
 Where each idea lives, bottom to top (a module imports only from its own layer's earlier modules or below):
 
-  ground     paths (course folders) · knobs (the lesson's six knobs, defined once) · view (the one table helper, state colours) · shapes (LoRA counts) ·
+  ground     paths (course folders) · kernel (the course's Jupyter kernel, the first cell's check) · knobs (the lesson's six knobs, defined once) · view (the one table helper, state colours) · shapes (LoRA counts) ·
              swiftlog (the one swift-log reader) · pace (a measured step, the lab's time here) ·
              process (child process trees, their guard, one training per machine) ·
              environment (machine, track, versions, memory estimate) · models (which model, its folder, chat template) ·
@@ -21,7 +21,7 @@ The API is imported lazily, so `import helpers` stays fast.
 """
 
 LAYERS = {
-    "ground": ["paths", "knobs", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data", "calculator"],
+    "ground": ["paths", "kernel", "knobs", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data", "calculator"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
     "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "recordings", "ask", "classroom"],
@@ -30,7 +30,7 @@ LAYERS = {
 
 _API = {
     # the environment and the model
-    "check_environment": "environment", "detect_track": "environment", "get_model": "models",
+    "check_kernel": "kernel", "check_environment": "environment", "detect_track": "environment", "get_model": "models",
     "DATA_DIR": "paths",
     # training
     "experiments": "tracks", "calculator_experiment": "tracks", "plan_table": "tracks", "exam_settings": "tracks",

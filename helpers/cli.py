@@ -25,6 +25,16 @@ def _prepare(args) -> int:
     return 0
 
 
+def _kernel(args) -> int:
+    from . import kernel
+
+    if args.remove:
+        print(f"Jupyter kernel {kernel.KERNEL_NAME}: {'removed' if kernel.unregister() else 'was not registered'}.")
+    else:
+        print(kernel.register())
+    return 0
+
+
 def _validate(args) -> int:
     from . import data, models
 
@@ -145,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="convert the embedded model once (idempotent)")
     p.add_argument("--force", action="store_true", help="rebuild even if the cache looks complete")
     p.set_defaults(func=_prepare)
+    p = sub.add_parser("kernel", help="register the course's Jupyter kernel for this user (idempotent; set-up runs it)")
+    p.add_argument("--remove", action="store_true", help="unregister it instead")
+    p.set_defaults(func=_kernel)
     p = sub.add_parser("validate", help="check dataset files; prints FILE:LINE: reason")
     p.add_argument("files", nargs="+")
     p.add_argument("--max_length", type=int, help="also name the rows longer than this many tokens (swift drops them)")

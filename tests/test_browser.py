@@ -8,6 +8,7 @@ a question typed into it gets two answers, each marked right or wrong.
 Screenshots go to tests/artifacts/ (also on failure).
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -71,22 +72,27 @@ def _swift_procs(course: Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab on a copy of the course; yields (base_url, token, course_dir); always stopped by PID."""
-    _ensure_chromium()
-    base = tmp_path_factory.mktemp("browser")
+def _copy_course(base: Path) -> Path:
+    """A copy of the course as a learner has it after `make setup` (its .venv: a link to this checkout's)."""
     course = base / "course copy"
     for name in ("helpers", "notebooks", "resources", "tools"):  # notebook 03 imports the data generator from tools/
         shutil.copytree(ROOT / name, course / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    shutil.copy(ROOT / "requirements.txt", course / "requirements.txt")
+    (course / ".venv").symlink_to(Path(sys.prefix))
+    return course
+
+
+@contextlib.contextmanager
+def _jupyterlab(base: Path, course: Path, python: str, **env_extra):
+    """JupyterLab started as `make lab` starts it (tools/lab.sh: root notebooks/, 01 first) by `python`; yields
+    (base_url, token, server process); always stopped by PID, and no swift process of the copy is left behind."""
     token, port = secrets.token_hex(16), _free_port()
     env = {**os.environ, "FTLAB_TRACK": "ci", "FTLAB_CACHE": str(ROOT / ".cache"),
            "JUPYTERLAB_SETTINGS_DIR": str(base / "lab-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-           "FTLAB_PYTHON": sys.executable,
-           "JUPYTER_RUNTIME_DIR": str(base / "runtime"), "PYTHONUNBUFFERED": "1"}
+           "FTLAB_PYTHON": python, "JUPYTER_RUNTIME_DIR": str(base / "runtime"), "PYTHONUNBUFFERED": "1", **env_extra}
     env.pop("MPLBACKEND", None)  # the kernel picks the inline backend itself
     with open(base / "jupyter.log", "wb") as log:  # the server keeps its own descriptor
-        proc = subprocess.Popen(  # started as `make lab` starts it: tools/lab.sh (root notebooks/, 01 first)
+        proc = subprocess.Popen(
             ["bash", str(course / "tools" / "lab.sh"), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
              f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"],
             cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -103,7 +109,7 @@ def lab(tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("JupyterLab did not start:\n" + (base / "jupyter.log").read_text()[-3000:])
             time.sleep(0.5)
-        yield url, token, course
+        yield url, token, proc
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -117,7 +123,17 @@ def lab(tmp_path_factory):
         for p in _swift_procs(course):  # swift runs in a session of its own: never leave one behind
             p.kill()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(base / "jupyter.log", ARTIFACTS / "jupyter.log")
+        shutil.copy(base / "jupyter.log", ARTIFACTS / f"jupyter-{base.name}.log")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab of the course's .venv on a copy of the course; yields (base_url, token, course_dir)."""
+    _ensure_chromium()
+    base = tmp_path_factory.mktemp("browser")
+    course = _copy_course(base)
+    with _jupyterlab(base, course, sys.executable) as (url, token, _):
+        yield url, token, course
 
 
 @pytest.fixture(scope="module")
@@ -454,3 +470,113 @@ def test_playground_trains_a_run_with_the_knob_set_and_overlays_it(lab, page):
     assert after and after != before
     runs = [json.loads(p.read_text()) for p in (course / "output" / "ci").glob("*play1*/ftlab_run.json")]
     assert [(r["status"], r["params"]["learning_rate"]) for r in runs] == [("finished", 1e-4)], runs
+
+
+# ---- a JupyterLab the course did not start (PAI DSW's own) -------------------------------------------------
+# DSW runs JupyterLab from its image's Python (3.10 on the lesson's image), which has none of the course's
+# packages. Here: a throw-away venv of another Python holding only JupyterLab and ipykernel, kept under .cache/
+# (built once, about a minute), and a private Jupyter data folder where the course registers its kernel exactly
+# as `make setup` does (`python -m helpers kernel`), so the user's own kernels are never touched.
+FOREIGN_PINS = ["jupyterlab==4.6.6", "ipykernel==7.3.0"]
+
+
+def _foreign_python() -> str:
+    folder = ROOT / ".cache" / "foreign-jupyter"
+    python = folder / "bin" / "python"
+    stamp = folder / "ftlab-foreign.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == FOREIGN_PINS and python.exists():
+        return str(python)
+    pyenv = shutil.which("pyenv")
+    base = sys._base_executable
+    if pyenv:  # the lesson image's Python where this machine has it
+        prefix = subprocess.run([pyenv, "prefix", "3.10.13"], capture_output=True, text=True).stdout.strip()
+        if prefix and Path(prefix, "bin", "python").exists():
+            base = str(Path(prefix, "bin", "python"))
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([base, "-m", "venv", str(folder)], check=True, timeout=120)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *FOREIGN_PINS], check=True, timeout=900,
+                   env={**os.environ, "PIP_NO_INPUT": "1"})
+    stamp.write_text(json.dumps(FOREIGN_PINS))
+    return str(python)
+
+
+@pytest.fixture(scope="module")
+def foreign_lab(tmp_path_factory):
+    """JupyterLab of a foreign Python on a set-up copy of the course; yields (url, token, course, data_dir, server)."""
+    _ensure_chromium()
+    python = _foreign_python()
+    base = tmp_path_factory.mktemp("foreign")
+    course = _copy_course(base)
+    data_dir = base / "jupyter data"
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data_dir)}
+    said = subprocess.run([str(course / ".venv" / "bin" / "python"), "-m", "helpers", "kernel"], cwd=course, env=env,
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    assert said.startswith('Jupyter kernel "Fine-Tuning Lab (.venv)" (ftlab) registered in'), said
+    with _jupyterlab(base, course, python, JUPYTER_DATA_DIR=str(data_dir)) as (url, token, server):
+        yield url, token, course, data_dir, server
+
+
+def _kernel_processes(server) -> list[list[str]]:
+    found = []
+    for p in psutil.Process(server.pid).children(recursive=True):
+        try:
+            if "ipykernel_launcher" in " ".join(p.cmdline()):
+                found.append(p.cmdline())
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_foreign_jupyterlab_opens_notebook03_on_the_course_kernel(foreign_lab, page):
+    url, token, course, _, server = foreign_lab
+    panel = _open(page, url, token, "03_fine_tuning_lab.ipynb")
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name") == "ftlab"
+    assert page.locator(f"{panel} .jp-KernelName").first.inner_text().strip() == "Fine-Tuning Lab (.venv)"
+    kernels = _kernel_processes(server)
+    assert [k[0] for k in kernels] == [str(course / ".venv" / "bin" / "python")], kernels
+    first = _cell_index(page, "check_kernel()")
+    _run_cells(page, [first])
+    page.wait_for_function(IDLE_JS, timeout=120_000)
+    cell = page.locator(f"{panel} .jp-Notebook .jp-Cell").nth(first)
+    _shot(page, "foreign-lab-course-kernel.png")
+    assert cell.locator(".jp-InputPrompt").inner_text().strip() not in ("[ ]:", "[*]:")
+    assert cell.locator(".jp-OutputArea-output").count() == 0, cell.locator(".jp-OutputArea").inner_text()
+
+
+def test_without_the_kernel_the_first_cell_stops_with_one_sentence(foreign_lab, page):
+    url, token, course, data_dir, _ = foreign_lab
+    subprocess.run([str(course / ".venv" / "bin" / "python"), "-m", "helpers", "kernel", "--remove"], cwd=course,
+                   env={**os.environ, "JUPYTER_DATA_DIR": str(data_dir)}, check=True, timeout=60)
+    for s in json.loads(urllib.request.urlopen(f"{url}/api/sessions?token={token}").read()):  # as after a restart
+        urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions/{s['id']}?token={token}", method="DELETE"))
+    page.goto(f"{url}/lab/workspaces/nb03b/tree/03_fine_tuning_lab.ipynb?token={token}", wait_until="domcontentloaded")
+    page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                                      return w && w.sessionContext && w.content && w.content.widgets.length > 0; }""",
+                           timeout=120_000)
+    dialog = page.locator(".jp-Dialog")
+    page.wait_for_function("""() => document.querySelector('.jp-Dialog') || (() => {
+        const k = window.jupyterapp.shell.currentWidget.sessionContext.session;
+        return k && k.kernel && k.kernel.status === 'idle'; })()""", timeout=120_000)
+    if dialog.count():  # JupyterLab asks which kernel: a learner takes the one it offers (the image's Python)
+        _shot(page, "foreign-lab-kernel-dialog.png")
+        dialog.locator("button.jp-mod-accept").click()
+    page.wait_for_function(IDLE_JS, timeout=120_000)
+    name = page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name")
+    assert name != "ftlab"
+    panel = f"[id='{page.evaluate('window.jupyterapp.shell.currentWidget.id')}']"
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(1000)
+    page.wait_for_function(IDLE_JS, timeout=120_000, polling=500)
+    first = _cell_index(page, "check_kernel()")
+    cells = page.locator(f"{panel} .jp-Notebook .jp-Cell")
+    out = cells.nth(first).locator(".jp-OutputArea")
+    out.scroll_into_view_if_needed()
+    _shot(page, "foreign-lab-wrong-kernel.png")
+    text = " ".join(out.inner_text().split())
+    assert text.startswith("This notebook is running on Python 3.10 at "), text
+    assert text.endswith(' not on the course\'s environment: pick Kernel → Change Kernel… → "Fine-Tuning Lab '
+                         f'(.venv)", after registering it with `make setup` in a terminal in the course folder '
+                         f'({course}).'), text
+    assert "Traceback" not in text and "WrongKernel" not in text
+    parameters = _cell_index(page, "record = False")
+    assert cells.nth(parameters).locator(".jp-InputPrompt").inner_text().strip() == "[ ]:", "run-all went on"

@@ -36,6 +36,8 @@ note "image ($image): Python $("$py" -c 'import platform; print(platform.python_
 mkdir "$work/course"
 (cd "$here" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - ) | tar -xf - -C "$work/course"
 cd "$work/course"
+# the rehearsal's set-up registers the course kernel in a Jupyter data folder of its own (the user's stays as it is)
+export JUPYTER_DATA_DIR="$work/jupyter-data"
 
 s=$(t)
 if PYTHON="$py" make setup >>"$log" 2>&1; then

@@ -55,3 +55,5 @@ json.dump({"kind": sys.argv[1], "system_torch": sys.argv[2], "version": torch.__
   echo "$STAMP" > "$VENV/.ftlab-stamp"
 fi
 "$VENV/bin/python" -m helpers prepare
+# The notebooks name this kernel: a JupyterLab the course did not start (PAI DSW's own) opens them on .venv.
+"$VENV/bin/python" -m helpers kernel

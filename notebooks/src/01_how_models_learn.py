@@ -7,9 +7,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Fine-Tuning Lab (.venv)
 #     language: python
-#     name: python3
+#     name: ftlab
 # ---
 
 # %% [markdown]
@@ -37,6 +37,9 @@ while not (root / "helpers" / "__init__.py").exists():  # find the course folder
         raise RuntimeError("Open this notebook from inside the Fine-Tuning Lab folder.")
     root = root.parent
 sys.path.insert(0, str(root))
+from helpers import check_kernel  # noqa: E402
+
+check_kernel()  # on a kernel that is not the course's (Jupyter picked another Python), stop here with the fix
 
 # %config InlineBackend.figure_formats = ['png']
 import matplotlib.pyplot as plt

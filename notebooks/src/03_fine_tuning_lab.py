@@ -7,9 +7,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Fine-Tuning Lab (.venv)
 #     language: python
-#     name: python3
+#     name: ftlab
 # ---
 
 # %% [markdown]
@@ -32,7 +32,7 @@
 # | `ci` | SmolLM2-135M-Instruct | test machines | every code path in seconds, plus replays of real cpu-track runs |
 
 # %%
-# Find the course folder (the one holding helpers/) and import the helpers from it.
+# Find the course folder (the one holding helpers/), check that this kernel is the course's, import the helpers from it.
 import sys
 from pathlib import Path
 
@@ -42,6 +42,9 @@ while not (ROOT / "helpers" / "__init__.py").is_file():  # find the course folde
         raise RuntimeError("Open this notebook from inside the Fine-Tuning Lab folder.")
     ROOT = ROOT.parent
 sys.path.insert(0, str(ROOT))
+from helpers import check_kernel  # noqa: E402
+
+check_kernel()  # on a kernel that is not the course's (Jupyter picked another Python), stop here with the fix
 # %config InlineBackend.figure_formats = ['png']
 
 # %% tags=["parameters"]
