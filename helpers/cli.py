@@ -121,10 +121,33 @@ def _merge(args) -> int:
 
 def _runs(args) -> int:
     from .history import runs
+    from .serving import servers
 
     for r in runs(show=False):
         print(f"{r.run_dir}\t{r.status_text}\t{r.diagnosis.state if r.log_path.is_file() else '-'}")
+    for s in servers():
+        print(f"{s.folder}\tserving at {s.url}\t{', '.join(s.names.values())} (pid {s.pid})")
     return 0
+
+
+def _serve(args) -> int:
+    import time
+
+    from .history import RUN_FILE, Run
+    from .serving import serve
+
+    target = Path(args.run)
+    server = serve(Run.load(target) if (target / RUN_FILE).is_file() else target, host=args.host, port=args.port)
+    print("Ctrl-C stops it.", flush=True)
+    try:
+        while server.alive:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        server.stop()
+        print("server stopped")
+        return 0
+    print(f"error: the server stopped by itself; its log: {server.log_path}", file=sys.stderr)
+    return 1
 
 
 def _stop(args) -> int:
@@ -195,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.set_defaults(func=_merge)
     sub.add_parser("runs", help="list the runs on disk").set_defaults(func=_runs)
+    p = sub.add_parser("serve", help="swift deploy of a run (base model + its best checkpoint as 'tuned'), a "
+                       "checkpoint or a model folder, for an OpenAI client; Ctrl-C stops it")
+    p.add_argument("run")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=None, help="default: a free port")
+    p.set_defaults(func=_serve)
     p = sub.add_parser("stop", help="stop a live training (its whole process tree), started anywhere on this machine")
     p.add_argument("run", help="its run folder, e.g. output/cpu/004-exp4")
     p.set_defaults(func=_stop)

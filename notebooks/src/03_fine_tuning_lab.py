@@ -675,7 +675,88 @@ calc[True]["the lesson's ten"]
 asker6 = ask_your_model(model, run6, max_new_tokens=EXAM["max_new_tokens"])
 
 # %% [markdown]
-# ## 9. What you did, and what production adds
+# ## 9. Take your model home: serve it to your own `openai` client
+#
+# Your models still live in this notebook. The Q&A bot you built in the earlier lessons called its model through
+# an OpenAI-compatible API with the `openai` Python client; fine-tuning was meant to improve *that* model. So the
+# last step is to put yours behind the same kind of API. `swift deploy` does it, and `serve()` starts it the way
+# `sft()` starts a training: it prints the command, runs it in the background, waits until the server answers,
+# and stops it with this kernel if you forget.
+#
+# One server holds three models: the base model under its own name, your best run's adapter as `tuned`, and
+# experiment 6's adapter as `calculator`. LoRA makes that cheap: the base weights are loaded once and each
+# request picks its adapter. The server listens on `127.0.0.1`, this machine only; `serve(..., host="0.0.0.0")`
+# would open it to your network, which a course model should not need.
+
+# %%
+from helpers import serve
+
+server = serve(best_run, more={"calculator": run6})
+
+# %% [markdown]
+# Now talk to it as your bot would: the official `openai` client, pointed at the server instead of a cloud
+# endpoint (`swift deploy` checks no API key unless it is started with `--api_key`; the client insists on having
+# one). The same radish-field question to the base model and to your fine-tuned one, answered greedily
+# (`temperature=0`, as in the exams) and printed as the words arrive (`stream=True`):
+
+# %%
+from openai import OpenAI
+
+client = OpenAI(base_url=server.url, api_key="course")
+radish = read_rows(DATA_DIR / "demo.jsonl")[0]["messages"][:2]  # the exam's prompt: an empty system turn, the question
+for name in (server.names["base"], "tuned"):
+    print(f"--- {name} ---")
+    stream = client.chat.completions.create(model=name, messages=radish, temperature=0,
+                                            max_tokens=EXAM["max_new_tokens"], stream=True)
+    for chunk in stream:
+        print(chunk.choices[0].delta.content or "", end="", flush=True)
+    print()
+
+# %% [markdown]
+# Through the server these are exactly `exam()`'s answers: the same template, the same greedy decoding (the test
+# suite checks it on the lesson's ten questions). The same call works from any language; from a terminal:
+#
+# ```bash
+# curl http://127.0.0.1:PORT/v1/chat/completions -H 'Content-Type: application/json' \
+#   -d '{"model": "tuned", "temperature": 0, "messages": [{"role": "user", "content": "..."}]}'
+# ```
+#
+# **The calculator model through an API.** A server only sends what the model writes. Experiment 6's model writes
+# a call such as `<<18 × 6 ÷ 2>>` and then, with no calculator to answer, guesses the result itself: that is what
+# a client gets. The course's calculator can close the loop on the client's side: ask with `stop=[">>"]`, and
+# whenever the answer stops at an open call, compute it, append `>>` and the result, and send the answer so far
+# back as an unfinished assistant turn, which the model continues (`ask_with_calculator`, eight lines):
+#
+# ```python
+# text = ""
+# while True:
+#     turn = radish + ([{"role": "assistant", "content": text}] if text else [])
+#     reply = client.chat.completions.create(model="calculator", messages=turn, temperature=0, stop=[">>"])
+#     text += reply.choices[0].message.content
+#     if reply.choices[0].finish_reason != "stop" or text.rfind("<<") <= text.rfind(">>"):
+#         break                                          # the answer ended: no call left open
+#     text += ">>" + (calculator.answer(text + ">>") or "")  # the course's safe arithmetic
+# ```
+
+# %%
+from helpers import ask_with_calculator
+
+raw = client.chat.completions.create(model="calculator", messages=radish, temperature=0,
+                                     max_tokens=EXAM["max_new_tokens"]).choices[0].message.content
+print("what a client gets:\n ", raw.strip().replace("\n", "\n  "))
+closed = ask_with_calculator(client, "calculator", radish, max_tokens=EXAM["max_new_tokens"])
+print("with the calculator on the client's side:\n ", closed.replace("\n", "\n  "))
+
+# %% [markdown]
+# A server holds its models in memory until it stops: stop it when you are done (`python -m helpers runs` lists
+# the course's live servers; `python -m helpers serve RUN` starts one from a terminal).
+
+# %%
+server.stop()
+print(server)
+
+# %% [markdown]
+# ## 10. What you did, and what production adds
 #
 # * You measured first, then changed one thing at a time and read the curves after each run.
 # * Learning rate sets the size of each step; epochs set how long the model studies; batch size sets how
