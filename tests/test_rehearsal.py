@@ -174,3 +174,23 @@ def test_experiment_6_trains_the_lessons_best_knobs_on_the_calculator_data_and_i
         assert f"{flag} {value}" in argv, flag
     assert "train_1k_calc.jsonl" in argv and "val_calc.jsonl" in argv
     assert calc.settings["tool"] is True  # exam() found the calculator data in the run's own args.json
+
+
+def test_the_gpu_tracks_server_holds_the_stand_in_and_both_adapters_and_answers_as_the_exam(rehearsal):
+    """Notebook 03's section 9 on the gpu track's runs: serve(best_run, more={"calculator": run6}) runs swift deploy
+    with the qwen2 type and qwen2_5 template, and the openai client's greedy answer is the exam's."""
+    from helpers import exams, serving
+
+    best_run = rehearsal["best_run"]
+    server = serving.serve(best_run, more={"calculator": rehearsal["run6"]}, show=False)
+    try:
+        assert "--model_type qwen2 --template qwen2_5" in server.command
+        assert list(server.names.values()) == [Path(rehearsal["model"].path).name, "tuned", "calculator"]
+        row = data.read_rows(DATA_DIR / "test.jsonl")[0]
+        got = server.client().chat.completions.create(model="tuned", messages=row["messages"][:2], temperature=0,
+                                                      max_tokens=16).choices[0].message.content
+        want = exams.exam(best_run, DATA_DIR / "test.jsonl", limit=1, max_new_tokens=16, save_to=False,
+                          progress=False).items[0].response
+        assert got.strip() == want
+    finally:
+        server.stop()
