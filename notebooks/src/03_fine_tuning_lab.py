@@ -779,8 +779,9 @@ for quant in ("f16", "q8_0"):
 # %% [markdown]
 # The f16 file answers exactly like the merged model. The 8-bit file rounds every weight, and a greedy answer that
 # takes one different token early goes its own way from there; how many still end with the same number is the
-# figure to read. To run the file at home (not run here: neither Ollama nor a llama.cpp build is on this
-# machine), from the folder `export_gguf()` printed:
+# figure to read. llama.cpp itself reads the f16 file of the embedded model with the same ten answers as the model
+# folder (the course's maintainer check, `tools/check_gguf_llamacpp.py`); Ollama could not be installed here, so the
+# Ollama lines are untested. To run the file at home, from the folder `export_gguf()` printed:
 #
 # ```bash
 # ollama create my-math-tutor -f Modelfile      # Ollama reads the GGUF file the Modelfile names
