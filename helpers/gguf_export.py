@@ -122,7 +122,7 @@ def _source_shapes(folder: Path) -> dict[str, tuple[Path, tuple]]:
     return shapes
 
 
-def _ggml_type(shape: tuple, quant: str):
+def ggml_type(shape: tuple, quant: str):
     import gguf
 
     if len(shape) == 1:  # norms and biases stay f32, as llama.cpp keeps them in every file type
@@ -132,7 +132,7 @@ def _ggml_type(shape: tuple, quant: str):
     return gguf.GGMLQuantizationType.F16  # f16, or a row that Q8_0's 32-weight blocks cannot cover
 
 
-def _nbytes(shape: tuple, qtype) -> int:
+def tensor_bytes(shape: tuple, qtype) -> int:
     import gguf
 
     block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
@@ -158,12 +158,12 @@ def plan_tensors(folder: Path, config: dict, quant: str) -> list[Planned]:
         if name is None:
             raise ValueError(f"{paths.short(folder)}: tensor {source!r} has no GGUF name for {config['model_type']} — "
                              "fix: export a plain merged model (no extra layers), or use llama.cpp's converter")
-        qtype = _ggml_type(shape, quant)
-        planned.append(Planned(source, name, shape, qtype, _nbytes(shape, qtype)))
+        qtype = ggml_type(shape, quant)
+        planned.append(Planned(source, name, shape, qtype, tensor_bytes(shape, qtype)))
     return planned
 
 
-def _rotary_rows(rows: int, heads: int):
+def rotary_rows(rows: int, heads: int):
     """Row order that turns Hugging Face's rotary layout into GGUF llama's.
 
     HF's llama checkpoints rotate each head's first half of dimensions against its second half (rotate_half);
@@ -176,7 +176,7 @@ def _rotary_rows(rows: int, heads: int):
     return np.arange(rows).reshape(heads, 2, half).transpose(0, 2, 1).reshape(-1)
 
 
-def _tensor_data(planned: Planned, weights, config: dict):
+def tensor_data(planned: Planned, weights, config: dict):
     """The array to write for one tensor: f32 from the checkpoint, q/k rows reordered for llama, then cast or
     quantized."""
     import gguf
@@ -185,7 +185,7 @@ def _tensor_data(planned: Planned, weights, config: dict):
     array = weights.get_tensor(planned.source).float().numpy()
     if config["model_type"] == "llama" and planned.name.split(".")[-2] in ("attn_q", "attn_k"):
         heads = config["num_attention_heads"] if ".attn_q." in planned.name else config["num_key_value_heads"]
-        array = array[_rotary_rows(array.shape[0], heads)]
+        array = array[rotary_rows(array.shape[0], heads)]
     if planned.qtype == gguf.GGMLQuantizationType.F32:
         return np.ascontiguousarray(array, dtype=np.float32)
     if planned.qtype == gguf.GGMLQuantizationType.F16:
@@ -323,7 +323,7 @@ def _write(partial: Path, folder: Path, config: dict, quant: str, plan: list[Pla
                 file = files[t.source][0]
                 if file not in handles:
                     handles[file] = safe_open(file, "pt")
-                writer.write_tensor_data(_tensor_data(t, handles[file], config))
+                writer.write_tensor_data(tensor_data(t, handles[file], config))
         finally:
             handles.clear()
     finally:
@@ -483,7 +483,7 @@ def load_gguf_model(gguf_path: Path):
     return lm.to(inference.device()).eval()
 
 
-def _rows(questions) -> list[dict]:
+def question_rows(questions) -> list[dict]:
     if questions is None:
         return data.read_rows(TEN_QUESTIONS)
     if isinstance(questions, (str, os.PathLike)):
@@ -499,7 +499,7 @@ def check_gguf(gguf_path, merged_folder, questions=None, max_new_tokens: int = 6
     would split some text differently, which would test transformers' tokenizer, not our file.
     -> {"identical", "same_number", "total", "max_new_tokens", "answers": [{"question", "folder", "gguf"}]}
     """
-    rows = _rows(questions)
+    rows = question_rows(questions)
     folder = inference.load(Path(merged_folder), dtype=_float32())
     from_file = inference.Loaded(load_gguf_model(Path(gguf_path)), folder.tokenizer, folder.template,
                                  Path(gguf_path).name, folder.home)

