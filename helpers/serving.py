@@ -113,19 +113,26 @@ def _sources(model_or_run) -> tuple[Path, str | None, str | None, Path | None, P
     if isinstance(model_or_run, (str, Path)) and not Path(model_or_run).is_dir():
         raise ValueError(f"{model_or_run}: no such folder. Fix: pass a Run, a checkpoint-N folder or a model folder "
                          "(runs() lists them).")
+    folder = Path(model_or_run) if isinstance(model_or_run, (str, Path)) else None
+    if folder is not None and not (folder / "adapter_config.json").is_file():
+        _refuse_incomplete(folder, models.folder_problems(folder), None)  # before resolve() reads its files
     base, model_type, template, adapter, _, _ = inference.resolve(model_or_run)
     for folder in (base, adapter):
         if folder is None:
             continue
         problems = models.folder_problems(folder) if adapter is None or folder == base else _adapter_problems(folder)
-        if problems:
-            raise ValueError(f"{paths.short(folder)} is not complete ({'; '.join(problems)}). Fix: "
-                             + ("merge it again (delete the folder first)" if folder.name.endswith("-merged")
-                                else "use another checkpoint" if folder == adapter else "run `make setup` again")
-                             + ".")
+        _refuse_incomplete(folder, problems, adapter)
     if adapter is None and not isinstance(model_or_run, models.Model) and base.name.endswith("-merged"):
         return base, model_type, template, None, base
     return base, model_type, template, adapter, None
+
+
+def _refuse_incomplete(folder: Path, problems: list[str], adapter: Path | None) -> None:
+    if problems:
+        raise ValueError(f"{paths.short(folder)} is not complete ({'; '.join(problems)}). Fix: "
+                         + ("merge it again (delete the folder first)" if folder.name.endswith("-merged")
+                            else "use another checkpoint" if folder == adapter else "run `make setup` again")
+                         + ".")
 
 
 def _adapter_problems(folder: Path) -> list[str]:
