@@ -3,38 +3,39 @@
 Where each idea lives, bottom to top (a module imports only from its own layer's earlier modules or below):
 
   ground     paths (course folders) · kernel (the course's Jupyter kernel, the first cell's check) · knobs (the lesson's six knobs, defined once) · view (the one table helper, state colours) · shapes (LoRA counts) ·
-             swiftlog (the one swift-log reader) · pace (a measured step, the lab's time here) ·
+             swiftlog (the one swift-log reader) ·
              process (child process trees, their guard, one training per machine) ·
              environment (machine, track, versions, memory estimate) · models (which model, its folder, chat template) ·
              data (rows, the prompt format, the {{ans:}} tag, validation) · calculator (the call syntax, safe arithmetic)
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
              plots) · quiz
-  engine     swift_runner (argv, swift processes) · tracks (the five experiments per track) · history (Run, and every run on disk) ·
+  engine     swift_runner (argv, swift processes) · tracks (the five experiments per track) · pace (a measured step,
+             the lab's work and its time here) · history (Run, and every run on disk) ·
              training (sft, watch) · inference (the one model loader) · exams · merging · gguf_export (a GGUF file and
              an Ollama Modelfile, checked by transformers' GGUF reader) · serving (swift deploy for the learner's openai client) · recordings · ask ·
              classroom (the playground: the lesson's knobs as widgets, a Train button)
   face       this API · cli (`python -m helpers`)
 
 The dataset generator is tools/problems.py; the ms-swift plugin for bf16 on a CPU is swift_plugins/cpu_bf16.py
-(swift_plugins/compile_layers.py is a lever bench/bench_cpu_training.py measures, not used by the tracks).
+(swift_plugins/compile_layers.py compiles the decoder layers of the cpu track's long runs where bf16 is native).
 The API is imported lazily, so `import helpers` stays fast.
 """
 
 LAYERS = {
-    "ground": ["paths", "kernel", "knobs", "view", "shapes", "swiftlog", "pace", "process", "environment", "models", "data", "calculator"],
+    "ground": ["paths", "kernel", "knobs", "view", "shapes", "swiftlog", "process", "environment", "models", "data", "calculator"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
-    "engine": ["swift_runner", "tracks", "history", "training", "inference", "exams", "merging", "gguf_export", "serving", "recordings", "ask", "classroom"],
+    "engine": ["swift_runner", "tracks", "pace", "history", "training", "inference", "exams", "merging", "gguf_export", "serving", "recordings", "ask", "classroom"],
     "face": ["__init__", "cli", "__main__"],
 }
 
 _API = {
     # the environment and the model
-    "check_kernel": "kernel", "check_environment": "environment", "detect_track": "environment", "get_model": "models",
+    "check_kernel": "kernel", "check_environment": "pace", "detect_track": "environment", "get_model": "models",
     "DATA_DIR": "paths",
     # training
-    "experiments": "tracks", "calculator_experiment": "tracks", "plan_table": "tracks", "exam_settings": "tracks",
+    "experiments": "tracks", "calculator_experiment": "tracks", "plan_table": "tracks", "exam_settings": "tracks", "lab_budget": "pace",
     "sft": "training", "stop": "training", "Run": "history", "runs": "history", "compare_runs": "history", "pick_best": "history",
     "diagnose": "diagnosis", "diagnose_log": "history", "thresholds_table": "cards",
     # exams

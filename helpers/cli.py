@@ -12,7 +12,7 @@ from . import knobs
 
 
 def _check(args) -> int:
-    from .environment import check_environment
+    from .pace import check_environment
 
     print(check_environment(show=False))
     return 0

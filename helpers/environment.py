@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from . import pace, paths, process
+from . import paths, process
 from .shapes import QWEN25_1_5B
 from .view import table
 
@@ -155,6 +155,17 @@ def versions() -> dict:
     return out
 
 
+def cpu_model() -> str:
+    """The processor's name ('AMD EPYC 7B13'), from /proc/cpuinfo where there is one, else what Python knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> str:
     gpu = gpu_info()
     cpu = platform.processor() or platform.machine()
@@ -211,15 +222,6 @@ class EnvironmentReport:
         advice = "".join(f"<li>{html.escape(a)}</li>" for a in self.advice)
         return (table(self.rows) + f"<p><b>Track: {self.track.name}</b> — {html.escape(self.track.reason)}</p>"
                 f"<ul>{advice}</ul>")
-
-
-def lab_estimate(bf16: bool) -> str:
-    """How long the cpu-track lab will take here, from a measured step and a timed run (pace.py), in words."""
-    try:
-        est = pace.estimate(bf16)
-    except (OSError, RuntimeError, ValueError) as e:  # no model yet, or a broken install: say so, never fail here
-        return f"not measured ({e})"
-    return str(est) if est else "not measured: the course has no timed run of the lab to scale"
 
 
 def _recorded_cpu_run() -> str:
@@ -286,9 +288,7 @@ def check_environment(show: bool = True) -> EnvironmentReport:
         rep.advice.append("CPU training: no gradient checkpointing, LoRA dropout 0, and "
                           + ("bf16 autocast with each LoRA update added in fp32 (the course's swift plugin) and "
                              "eager attention" if native else "fp32") + f": {why}.")
-    if track.name == "cpu":
-        rep.rows.append(("Lab estimate", lab_estimate(cpu_bf16()[0])))
-    elif track.name == "gpu":
+    if track.name == "gpu":  # the cpu track's row: pace.check_environment (it needs the plan)
         rep.rows.append(("Lab estimate", "about 40 min of training on an A10 (the lesson's own timings: 1 + 2 + 10 + 5 + "
                                          "20 min), plus the model download and the exams"))
     if disk < 5:

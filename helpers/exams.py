@@ -108,25 +108,38 @@ def compare_exams(base: scoring.ExamResult, tuned: scoring.ExamResult) -> ExamCo
 def wording_split(base: scoring.ExamResult, tuned: scoring.ExamResult, train="train_1k") -> str:
     """What was learned, told apart: exam questions whose wording (numbers masked) is a training question's, so
     the same exercise with new numbers, and questions worded unlike any training row. Markdown table of how
-    many there are of each and how the two models score on them (strict and last-number rules)."""
-    compare_exams(base, tuned)  # the same questions, in the same order
+    many there are of each and how the two models score on them (strict and last-number rules). The base model's
+    exam may be the first questions of the tuned model's (the cpu track samples it): its column then says on how
+    many of each group it was asked."""
+    n = len(base.items)
+    compare_exams(base, first_questions(tuned, n) if n < len(tuned.items) else tuned)  # the same questions, in order
     seen = {data.wording(data.question_of(r)) for r in data.read_rows(data.resolve_dataset(train))}
     groups = {"same wording as a training question, new numbers": [], "new wording": []}
-    for b, t in zip(base.items, tuned.items):
-        groups["same wording as a training question, new numbers" if data.wording(b.question) in seen
-               else "new wording"].append((b, t))
-    lines = ["| exam questions | how many | base: strict / last number | fine-tuned: strict / last number |",
-             "|---|---|---|---|"]
+    for k, t in enumerate(tuned.items):
+        groups["same wording as a training question, new numbers" if data.wording(t.question) in seen
+               else "new wording"].append((base.items[k] if k < n else None, t))
+    sampled = n < len(tuned.items)
+    lines = [f"| exam questions | how many | base{f' (its first {n})' if sampled else ''}: strict / last number "
+             "| fine-tuned: strict / last number |", "|---|---|---|---|"]
+
     def pct(items, rule):
         return round(100 * sum(getattr(i, rule) for i in items) / len(items))
 
     for name, pairs in groups.items():
         if not pairs:
             continue
-        b, t = [p[0] for p in pairs], [p[1] for p in pairs]
-        lines.append(f"| {name} | {len(pairs)} | {pct(b, 'strict')} / {pct(b, 'last_number')} % "
-                     f"| {pct(t, 'strict')} / {pct(t, 'last_number')} % |")
+        b, t = [p[0] for p in pairs if p[0] is not None], [p[1] for p in pairs]
+        base_cell = (f"{pct(b, 'strict')} / {pct(b, 'last_number')} %" if b else "not asked") + \
+            (f" (of {len(b)})" if sampled and b else "")
+        lines.append(f"| {name} | {len(pairs)} | {base_cell} | {pct(t, 'strict')} / {pct(t, 'last_number')} % |")
     return "\n".join(lines)
+
+
+def first_questions(result: scoring.ExamResult, n: int) -> scoring.ExamResult:
+    """The first n questions of an exam result, scored alone (to set beside an exam of only those questions)."""
+    import dataclasses
+
+    return dataclasses.replace(result, items=result.items[:n])
 
 
 def scores_table(results: dict[str, dict[str, scoring.ExamResult]]) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, inference, merging, models, paths, scoring
-from .history import is_run
+from .history import checkpoint_to_use, is_run
 
 ARCHITECTURES = ("llama", "qwen2")  # Hugging Face config `model_type`s we can write; llama.cpp uses the same names
 QUANTS = ("f16", "q8_0")
@@ -50,7 +50,7 @@ class Planned:
 
 
 def _checkpoint_of_run(run) -> Path:
-    ckpt = run.best_checkpoint or run.last_checkpoint
+    ckpt = checkpoint_to_use(run)
     if not ckpt:
         raise ValueError("this run has no finished checkpoint to export — fix: train it to the end (or pick another "
                          "run with `runs()`), then export again")

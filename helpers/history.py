@@ -200,6 +200,12 @@ def _complete(checkpoint: Path) -> bool:
     return (checkpoint / "trainer_state.json").is_file()
 
 
+def checkpoint_to_use(run) -> Path | None:
+    """What the course examines, serves, exports or starts a new training from: a run's best checkpoint, else its
+    last one (None: it has none yet)."""
+    return run.best_checkpoint or run.last_checkpoint
+
+
 def is_run(obj) -> bool:
     """The one test for "is this a training run?": anything with checkpoints (a Run, a recording's Run)."""
     return hasattr(obj, "best_checkpoint") and hasattr(obj, "last_checkpoint")

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 
 from . import calculator, models, paths
-from .history import is_run
+from .history import checkpoint_to_use, is_run
 
 
 @dataclass
@@ -55,7 +55,7 @@ def resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, Pa
         home = paths.OUTPUT_DIR / "exams" / model_or_run.name
         return Path(model_or_run.path), model_or_run.model_type, model_or_run.template, None, home, model_or_run.name
     if is_run(model_or_run):
-        ckpt = model_or_run.best_checkpoint or getattr(model_or_run, "last_checkpoint", None)
+        ckpt = checkpoint_to_use(model_or_run)
         if not ckpt:
             raise ValueError("this run has no checkpoint yet — fix: train it to the end (or pick another run)")
         return resolve(Path(ckpt))

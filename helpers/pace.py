@@ -9,8 +9,11 @@ one step of the same work. So the estimate is a recorded run of the whole lab no
 - Every timed run of the lab (tools/record_lab_run.py) keeps
   its training time, the rest of its time and the same measurement, made on its machine just before it ran,
   in resources/recordings/lab_timing.json.
-- `estimate()` = recorded training time x (training step here / there) + the rest x (forward pass here / there),
-  from the recording of the same mode where there is one.
+- `estimate()` = recorded training time x (training step here / there) x (today's training work / the timed run's)
+  + the rest x (forward pass here / there) x (today's exam tokens / the timed run's), from the timed run of the same
+  mode where there is one. The work is counted from the plan (`lab_work()`: steps, evaluations, the exams'
+  questions x answer tokens), so a lab whose design changed is still estimated from a run of the earlier design.
+- `lab_budget()`: that estimate per experiment and for the exams, the table notebook 03 prints before experiment 1.
 
 A host that is busier than when it was recorded measures slower, so the estimate follows it too.
 """
@@ -22,7 +25,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-from . import paths, swiftlog
+from . import data, paths, swiftlog, tracks
 
 TIMINGS = paths.RECORDINGS_DIR / "lab_timing.json"  # beside the track folders: a new recording moves cpu/ aside
 BATCH, RANK = 8, 8  # the measured step: a cpu-track step (8 rows of the training data, LoRA rank 8)
@@ -130,6 +133,8 @@ class Estimate:
     seconds: float
     pace: Pace
     basis: str  # the timed run it scales, in words
+    training_s: float | None = None  # of `seconds`, the training (when scaled from a timed run)
+    basis_run: dict | None = None
 
     def __str__(self) -> str:
         return (f"about {self.seconds / 60:.0f} min on this machine ({self.pace.mode}; a measured training step took "
@@ -139,13 +144,6 @@ class Estimate:
 def experiments(run: dict) -> int:
     """How many experiments a timed run of the lab had (runs timed before experiment 6 do not say: five)."""
     return run.get("experiments", 5)
-
-
-def scale(run: dict, pace: Pace) -> float:
-    """A timed run's time on a machine that measures `pace`: training by the training step, the rest by the forward pass."""
-    there = run["pace"]
-    return (run["training_s"] * pace.train_step_s / there["train_step_s"]
-            + run["other_s"] * pace.forward_s / there["forward_s"])
 
 
 def recorded_run() -> dict | None:
@@ -163,30 +161,187 @@ def recorded_run() -> dict | None:
     return {"date": cells["date"], "wall_time_s": cells["wall_time_s"], "swift_step_s": summary["train_runtime"] / steps}
 
 
-def estimate(bf16: bool, runs: list[dict] | None = None) -> Estimate | None:
+# What a training run costs, in training steps of BATCH rows: an evaluated row is a forward pass, about a third of a
+# trained row (a forward and a backward pass); starting swift and loading the model cost about three steps.
+EVAL_BATCH_STEPS, START_STEPS = 1 / 3, 3
+
+
+def row_tokens(dataset: str, rows: int | None = None) -> list[int]:
+    """Each row's length in tokens as training sees it (the embedded model's chat template), the first `rows` rows."""
+    from transformers import AutoTokenizer
+
+    key = (dataset, rows)
+    if key not in _tokens:
+        if "tokenizer" not in _tokens:
+            _tokens["tokenizer"] = AutoTokenizer.from_pretrained(paths.embedded_model_dir())
+        tok = _tokens["tokenizer"]
+        out = []
+        for row in data.read_rows(data.resolve_dataset(dataset))[:rows]:
+            ids = tok.apply_chat_template(row["messages"], tokenize=True)
+            out.append(len(ids["input_ids"] if hasattr(ids, "keys") else ids))
+        _tokens[key] = out
+    return _tokens[key]
+
+
+_tokens: dict = {}
+
+
+def experiment_work(params: dict, done_steps: int = 0) -> dict:
+    """One experiment's work from its parameters: optimizer steps, evaluations, row passes and tokens (training and
+    evaluation), and its cost in training steps. `done_steps`: the steps of the run it resumes (not done again)."""
+    import math
+
+    train = row_tokens(params["dataset"], params.get("train_rows"))
+    val = row_tokens(params.get("val_dataset", "val"), params.get("val_rows"))
+    batch = params["batch_size"]
+    per_epoch = math.ceil(len(train) / batch)
+    total = per_epoch * params["num_train_epochs"]
+    steps = total - done_steps
+    evals = total // params["eval_steps"] - done_steps // params["eval_steps"] + (0 if done_steps else 1)
+    epochs = steps / per_epoch
+    return {"steps": steps, "evals": evals, "total_steps": total,
+            "train_rows": round(len(train) * epochs), "train_tokens": round(sum(train) * epochs),
+            "eval_rows": evals * len(val), "eval_tokens": evals * sum(val),
+            # in training steps of BATCH rows (the measured step): a step of 4 rows costs about half of one of 8
+            "cost_steps": round((len(train) * epochs + evals * len(val) * EVAL_BATCH_STEPS) / BATCH + START_STEPS, 1)}
+
+
+def plan_work(plan: list[tuple[str, dict]]) -> list[dict]:
+    """experiment_work for each (label, params) of a plan; a run that resumes another counts only its own steps."""
+    out, steps = [], {}
+    for label, params in plan:
+        w = experiment_work(params, steps.get(params.get("resume_from"), 0))
+        steps[label] = w["total_steps"]
+        out.append({"label": label, **w})
+    return out
+
+
+def exam_work(exams: list[tuple]) -> list[dict]:
+    """(what, dataset, questions (None: all), answer tokens[, answers per question]) -> how many answers each exam
+    generates and the tokens it may generate."""
+    out = []
+    for what, dataset, limit, max_new, *per in exams:
+        n = len(data.read_rows(data.resolve_dataset(dataset))[:limit]) * (per[0] if per else 1)
+        out.append({"what": what, "questions": n, "max_new_tokens": max_new, "tokens": n * max_new})
+    return out
+
+
+def lab_work(track: str = "cpu") -> dict:
+    """Today's lab on a track, counted from its plan and its data (tracks.lab_plan, tracks.lab_exams)."""
+    experiments_ = plan_work(tracks.lab_plan(track))
+    exams = exam_work(tracks.lab_exams(track))
+    return {"experiments": experiments_, "exams": exams, "totals": totals(experiments_, exams)}
+
+
+def totals(experiments_: list[dict], exams: list[dict]) -> dict:
+    return {"train_tokens": sum(e["train_tokens"] + e["eval_tokens"] for e in experiments_),
+            "cost_steps": round(sum(e["cost_steps"] for e in experiments_), 1),
+            "exam_tokens": sum(e["tokens"] for e in exams)}
+
+
+def scaled(basis: dict, pace: Pace, work: dict | None = None) -> tuple[float, float]:
+    """(training seconds, other seconds) of `work` here, from a timed run: by its pace, and by the work it did where it
+    says (runs timed before the work was counted are scaled as they are)."""
+    there = basis["pace"]
+    train = basis["training_s"] * pace.train_step_s / there["train_step_s"]
+    other = basis["other_s"] * pace.forward_s / there["forward_s"]
+    done = basis.get("work")
+    if work and done:
+        train *= work["cost_steps"] / done["cost_steps"]
+        other *= work["exam_tokens"] / done["exam_tokens"]
+    return train, other
+
+
+def estimate(bf16: bool, runs: list[dict] | None = None, work: dict | None = None) -> Estimate | None:
     """How long the whole lab notebook will take here on the cpu track, or None with nothing to scale.
 
-    Scales the newest timed run of the same mode (else of the other mode) by this machine's measured pace, among the
-    runs of today's lab (those with the most experiments: a run of an earlier, shorter lab would undershoot); with no
-    timed run yet, the recorded run of notebook 03, all of it by the ratio of a measured step here to swift's own
-    seconds per step in that run's experiment 4 (on one machine, swift's step took 1.14x the measured one: 7.48 s
-    against 6.59 s in the fp32 run of 2026-12-01; tools/record_lab_run.py prints both).
+    Scales the newest timed run of the same mode (else of the other mode) by this machine's measured pace and by
+    today's work against the work that run did (`work`: lab_work()'s totals, counted here when not given), among
+    the runs that say what work they did (else, those of the lab with the most experiments); with no timed run yet,
+    the recorded run of notebook 03, all of it by the ratio of a measured step here to swift's own seconds per step in
+    that run's experiment 4 (on one machine, swift's step took 1.14x the measured one: 7.48 s against 6.59 s in the
+    fp32 run of 2026-12-01; tools/record_lab_run.py prints both).
     """
     runs = timings() if runs is None else runs
     mode = "bf16" if bf16 else "fp32"
-    most = max((experiments(r) for r in runs), default=0)
-    runs = [r for r in runs if experiments(r) == most]
+    counted = [r for r in runs if r.get("work")]
+    if counted:
+        runs = counted
+    else:
+        most = max((experiments(r) for r in runs), default=0)
+        runs = [r for r in runs if experiments(r) == most]
     basis = ([r for r in runs if r["pace"]["mode"] == mode] or runs or [None])[-1]
     fallback = recorded_run() if basis is None else None
     if basis is None and fallback is None:
         return None
     pace = measure(bf16)
     if basis is not None:
-        return Estimate(scale(basis, pace), pace, f"the timed {basis['pace']['mode']} run of {basis['date']} "
-                                                  f"({experiments(basis)} experiments), "
-                                                  f"{basis['wall_time_s'] / 60:.0f} min where a step took "
-                                                  f"{basis['pace']['train_step_s']:.1f} s")
+        if work is None and basis.get("work"):
+            work = lab_work("cpu")["totals"]
+        train, other = scaled(basis, pace, work)
+        return Estimate(train + other, pace, f"the timed {basis['pace']['mode']} run of {basis['date']} "
+                                            f"({experiments(basis)} experiments), "
+                                            f"{basis['wall_time_s'] / 60:.0f} min where a step took "
+                                            f"{basis['pace']['train_step_s']:.1f} s"
+                                            + (", and the work it did" if work and basis.get("work") else ""),
+                        train, basis)
     ratio = pace.train_step_s / fallback["swift_step_s"]
     return Estimate(fallback["wall_time_s"] * ratio, pace,
                     f"the recorded run of {fallback['date']}, {fallback['wall_time_s'] / 60:.0f} min where swift took "
                     f"{fallback['swift_step_s']:.1f} s a step")
+
+
+def lab_budget(track: str | None = None, bf16: bool | None = None) -> str:
+    """The lab's work, experiment by experiment, and the minutes each will take here (the cpu track's estimate from a
+    measured step; other tracks: the work only)."""
+    from . import environment
+    from .view import text_table
+
+    track = track or environment.detect_track().name
+    work = lab_work(track)
+    est = None
+    if track == "cpu":
+        bf16 = environment.cpu_bf16()[0] if bf16 is None else bf16
+        est = estimate(bf16, work=work["totals"])
+    per_step = getattr(est, "training_s", 0) / work["totals"]["cost_steps"] if est else None
+    rows = []
+    for e, (title, _) in zip(work["experiments"], tracks.lab_plan(track, titles=True)):
+        rows.append((title, e["steps"], e["evals"], f"{e['train_rows']:,}",
+                     f"{e['cost_steps'] * per_step / 60:.1f}" if per_step else "-"))
+    exams = work["exams"]
+    exam_min = (est.seconds - est.training_s) / 60 if per_step else None
+    rows.append((f"exams, merge, serving, GGUF ({sum(x['questions'] for x in exams)} answers of "
+                 f"≤{max(x['max_new_tokens'] for x in exams)} tokens)", "", "", "",
+                 f"{exam_min:.1f}" if exam_min is not None else "-"))
+    rows.append(("the whole lab", sum(e["steps"] for e in work["experiments"]),
+                 sum(e["evals"] for e in work["experiments"]), f"{sum(e['train_rows'] for e in work['experiments']):,}",
+                 f"{est.seconds / 60:.0f}" if est else "-"))
+    note = (f"\nEstimated here: {est}" if est else
+            "\n(minutes are estimated on the cpu track only)")
+    return text_table(rows, ["", "steps", "evaluations", "training rows", "minutes here"]) + note
+
+
+def check_environment(show: bool = True):
+    """environment.check_environment's table, and on the cpu track a last row: how long the lab will take here."""
+    from . import environment
+
+    rep = environment.check_environment(show=False)
+    if rep.track.name == "cpu":
+        rep.rows.append(("Lab estimate", lab_estimate(environment.cpu_bf16()[0])))
+    if show:
+        try:
+            from IPython.display import display
+
+            display(rep)
+        except ImportError:
+            print(rep)
+    return rep
+
+
+def lab_estimate(bf16: bool) -> str:
+    """How long the cpu-track lab will take here, from a measured step and a timed run, in words."""
+    try:
+        est = estimate(bf16)
+    except (OSError, RuntimeError, ValueError) as e:  # no model yet, or a broken install: say so, never fail here
+        return f"not measured ({e})"
+    return str(est) if est else "not measured: the course has no timed run of the lab to scale"

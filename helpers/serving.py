@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import calculator, inference, models, paths, process, swift_runner
-from .history import is_run
+from .history import checkpoint_to_use, is_run
 
 TUNED = "tuned"  # the fine-tuned model's name on the server
 API_KEY = "ftlab"  # swift deploy without --api_key accepts any key; the openai client insists on one
@@ -107,7 +107,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _sources(model_or_run) -> tuple[Path, str | None, str | None, Path | None, Path | None]:
     """(base folder, model_type, template, adapter or None, merged/plain tuned folder or None), checked."""
-    if is_run(model_or_run) and not (model_or_run.best_checkpoint or model_or_run.last_checkpoint):
+    if is_run(model_or_run) and not checkpoint_to_use(model_or_run):
         raise ValueError(f"run {paths.short(model_or_run.run_dir)} has no finished checkpoint to serve. Fix: train "
                          "it to its first evaluation (or pick a run from runs() that has one).")
     if isinstance(model_or_run, (str, Path)) and not Path(model_or_run).is_dir():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -30,6 +31,9 @@ TITLES = [
 
 
 CPU_BF16_PLUGIN = "helpers/swift_plugins/cpu_bf16.py"  # relative to the course folder, where swift runs
+COMPILE_PLUGIN = "helpers/swift_plugins/compile_layers.py"
+COMPILE_ENV = "FTLAB_COMPILE"  # =0: never compile the layers; =1: compile them on any CPU (the suite's code path)
+COMPILED_EXPERIMENTS = (4, 5, 6)  # the long runs, where a compile (about 45 s) pays for itself
 
 
 def cpu_speed_flags() -> dict:
@@ -57,37 +61,70 @@ def cpu_speed_flags() -> dict:
     return flags
 
 
+def compile_layers() -> tuple[bool, str]:
+    """Do the cpu track's long runs (experiments 4-6) compile their decoder layers here? Where bf16 is native (AMX):
+    measured on a 2-core Xeon with AMX (bench/bench_cpu_training.py --steps 12 --rows 96, 2026-12-03), the cpu track
+    with compiled layers made 4.09x the steps of ms-swift's defaults from step 2 on, against 2.04-2.25x without, and
+    the first compile took about 45 s (torch's compile cache, shared by the runs of one machine, shortens the next
+    runs' compiles). In fp32 it did not pay (1.91x against 1.99x), so there it stays off. FTLAB_COMPILE=0 turns it
+    off anywhere; FTLAB_COMPILE=1 turns it on anywhere (the test suite runs the code path on any CPU)."""
+    switch = os.environ.get(COMPILE_ENV, "").strip()
+    if switch not in ("", "0", "1"):
+        raise ValueError(f"{COMPILE_ENV}={switch!r}: use 0 (never compile) or 1 (always); unset: where bf16 is native.")
+    if switch:
+        return switch == "1", f"{COMPILE_ENV}={switch}"
+    if environment.gpu_info() is not None:
+        return False, "a GPU trains here"
+    native = environment.cpu_bf16()[0]
+    return native, ("bf16 is native here (AMX): the long runs compile their layers" if native
+                    else "fp32 here: compiling the layers did not pay in fp32")
+
+
+def with_compiled_layers(params: dict) -> dict:
+    """The parameters plus the course's swift plugin that torch.compiles each decoder layer (after the cpu_bf16
+    plugin's callback where that is loaded, so the compiled layers include its fp32 hooks)."""
+    as_list = lambda v: [] if v is None else list(v) if isinstance(v, (list, tuple)) else [v]  # noqa: E731
+    return {**params, "external_plugins": as_list(params.get("external_plugins")) + [COMPILE_PLUGIN],
+            "callbacks": as_list(params.get("callbacks")) + ["ftlab_compile_layers"]}
+
+
 # Experiment 4 trains the first epoch of a cosine schedule over EXP5_EPOCHS epochs, so that experiment 5, which
 # continues it to the end, goes on down the same curve to zero: no warm restart of the learning rate in the middle.
 # transformers' cosine is 0.5·(1 + cos(2π·num_cycles·t/T)); over experiment 4's T steps, num_cycles = 1/(2·n) is
 # exactly the first T steps of the half cycle over n·T steps that experiment 5's resumed run follows (ms-swift's
-# warmup is 0). Two epochs in all converge in bf16 (the recording); in fp32 (a Xeon without AMX, 2026-12-02) the
-# eval loss was still falling at the end of the second epoch (0.0509, 0.0493, 0.0482, 0.0478 at steps 175-250), so
-# a recording made on such a machine needs EXP5_EPOCHS = 3, checked first.
+# warmup is 0).
 EXP5_EPOCHS = 2
 FIRST_EPOCH = {"lr_scheduler_kwargs": json.dumps({"num_cycles": 1 / (2 * EXP5_EPOCHS)})}
+# Experiments 4 and 5 train on the first 456 of the 1,000 rows at 2e-3, 4 rows a step (issue 34: the lab fits a
+# class period). The lab of 2026-12-02 trained all 1,000 rows at 1e-3, 8 a step, for 125 + 125 steps and
+# experiment 6 another 125 from the base model. At 400 rows, 8 a step, 50 + 50 steps reached an eval loss of 0.059
+# and 38 of exam_100 (fp32, 2026-12-04: still falling); the same rows in batches of 4 take twice the optimizer
+# steps for the same tokens. Experiment 6 continues experiment 5's best adapter for 32 steps of 4 rows
+# (bench/count_lab_work.py counts both designs).
+LAB_ROWS, LAB_LR, LAB_EVAL = 456, 2e-3, 57  # 114 steps an epoch, evaluated twice an epoch
 
 # cpu track: rows ≤192 tokens (max_length 256 keeps them all), one optimizer step per batch (the default would accumulate 2 batches),
 # a 20-row validation subset so evaluation stays cheap, no dataloader worker process.
 _CPU_COMMON = dict(max_length=256, val_rows=20, gradient_accumulation_steps=1, dataloader_num_workers=0)
 CPU = [
     dict(learning_rate=0.1, lora_rank=4, num_train_epochs=1, batch_size=8, eval_steps=2, dataset="train_100",
-         train_rows=64, logging_steps=1),
+         train_rows=32, logging_steps=1),
     dict(learning_rate=3e-4, lora_rank=4, num_train_epochs=1, batch_size=8, eval_steps=2, dataset="train_100",
-         train_rows=64, logging_steps=1),
-    dict(learning_rate=1e-3, lora_rank=4, num_train_epochs=12, batch_size=8, eval_steps=3, dataset="train_100",
-         train_rows=16),
-    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=1, batch_size=8, eval_steps=25, dataset="train_1k",
-         **FIRST_EPOCH),
-    dict(learning_rate=1e-3, lora_rank=8, num_train_epochs=EXP5_EPOCHS, batch_size=8, eval_steps=25,
-         dataset="train_1k", resume_from="exp4"),
+         train_rows=32, logging_steps=1),
+    dict(learning_rate=1e-3, lora_rank=4, num_train_epochs=8, batch_size=8, eval_steps=4, dataset="train_100",
+         train_rows=16, logging_steps=1),
+    dict(learning_rate=LAB_LR, lora_rank=8, num_train_epochs=1, batch_size=4, eval_steps=LAB_EVAL, dataset="train_1k",
+         train_rows=LAB_ROWS, **FIRST_EPOCH),
+    dict(learning_rate=LAB_LR, lora_rank=8, num_train_epochs=EXP5_EPOCHS, batch_size=4, eval_steps=LAB_EVAL,
+         dataset="train_1k", train_rows=LAB_ROWS, resume_from="exp4"),
 ]
 CPU_WHY = [
-    "the same learning rate 0.1, on 64 rows; evaluate every 2 steps on 20 rows",
-    "5e-5 barely moves a 135 M model in the 8 steps a CPU can spare; 3e-4 shows the same still-falling curves",
-    "50 epochs of 100 rows would take hours here: 16 rows × 12 epochs at 1e-3 are memorised just as surely",
-    "all 1,000 rows for 1 epoch at 1e-3, evaluated every 25 steps (the lesson's 3 epochs at 5e-5 would take "
-    "hours here); its learning rate follows the first half of a two-epoch schedule, so experiment 5 can go on",
+    "the same learning rate 0.1, on 32 rows; evaluate every 2 steps on 20 rows",
+    "5e-5 barely moves a 135 M model in the 4 steps a CPU can spare; 3e-4 shows the same still-falling curves",
+    "50 epochs of 100 rows would take hours here: 16 rows × 8 epochs at 1e-3 are memorised just as surely",
+    "456 of the 1,000 rows for 1 epoch at 2e-3, 4 rows a step, evaluated twice an epoch (the lesson's 3 epochs of "
+    "all 1,000 at 5e-5 would take hours here); its learning rate follows the first half of a two-epoch schedule, "
+    "so experiment 5 can go on",
     "continues experiment 4's run into a second epoch (ms-swift --resume_from_checkpoint) instead of starting "
     "over, with the learning rate going on down to zero: the lesson's 15 fresh epochs would take a day here",
 ]
@@ -102,7 +139,7 @@ CI[4].update(num_train_epochs=EXP5_EPOCHS, resume_from="exp4")  # the cpu track'
 
 # what a track changes besides the lesson's knobs that a learner should see: how much data, where it continues,
 # how its learning rate falls (the rest of a track's flags only make it faster)
-LESSON_EXTRAS = ("train_rows", "val_dataset", "val_rows", "resume_from", "lr_scheduler_kwargs")
+LESSON_EXTRAS = ("train_rows", "val_dataset", "val_rows", "resume_from", "start_from", "lr_scheduler_kwargs")
 
 
 @dataclass
@@ -130,12 +167,16 @@ class Experiment:
 CI_WHY = "ci track: 12 rows, 3 steps — exercises the code path only"
 
 
-def _on_track(track: str, own: dict) -> dict:
+def _on_track(track: str, own: dict, number: int = 0) -> dict:
     """An experiment's own values with what its track adds: nothing on the gpu track; on the cpu and ci tracks
-    their common settings and the CPU speed flags (the experiment's own values win over the common ones)."""
+    their common settings and the CPU speed flags (the experiment's own values win over the common ones), and on
+    the cpu track's long runs, compiled layers where they pay (compile_layers())."""
     if track == "gpu":
         return dict(own)
-    return {**(_CPU_COMMON if track == "cpu" else _CI_COMMON), **own, **cpu_speed_flags()}
+    params = {**(_CPU_COMMON if track == "cpu" else _CI_COMMON), **own, **cpu_speed_flags()}
+    if track == "cpu" and number in COMPILED_EXPERIMENTS and compile_layers()[0]:
+        params = with_compiled_layers(params)
+    return params
 
 
 def experiments(track: str | None = None) -> list[Experiment]:
@@ -145,28 +186,34 @@ def experiments(track: str | None = None) -> list[Experiment]:
         title, state, move = TITLES[i]
         own = {"gpu": lesson, "cpu": CPU[i], "ci": CI[i]}[track]
         why = {"gpu": "the lesson's exact values", "cpu": CPU_WHY[i], "ci": CI_WHY}[track]
-        out.append(Experiment(i + 1, title, state, move, lesson, _on_track(track, own), why))
+        out.append(Experiment(i + 1, title, state, move, lesson, _on_track(track, own, i + 1), why))
     return out
 
 
-# How each track examines: how many questions of each exam (None = all) and the answer length limit
-# (cpu: the longest worked solution in the data is 92 tokens, so 112 cuts off only rambling; on 2 cores a
-# decoding step for 64 questions costs about what one for 32 does, so 64 share a batch)
-EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max_new_tokens=112, batch_size=64),
+# How each track examines: how many questions of each exam (None = all) and the answer length limit.
+# cpu: the longest answer any fine-tuned model gave in the recorded lab of 2026-12-02 was 72 tokens (320 answers, none
+# cut off at 112) and the longest worked solution in exam_100 is 73, so 80 cuts off only rambling; on 2 cores a
+# decoding step for 64 questions costs about what one for 32 does, so 64 share a batch.
+EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max_new_tokens=80, batch_size=64),
         "ci": dict(limit=2, max_new_tokens=24)}
+# The base model's exam_100 on the cpu track: its first 20 questions. The base model never writes the {{ans:}} tag
+# (0 of 100 in the lab of 2026-12-02) and always talks to the length limit, so it is the slowest exam and the least
+# informative: 0 of 20 still says "under about 14 %" (95 % confidence), against the tuned model's ~50 % on all 100.
+BASE_SAMPLE = {"gpu": None, "cpu": 20, "ci": None}
 
 
-# Going further: experiment 6 trains the best run's knobs on the calculator version of the data (the same rows,
-# each calculation written as a call; helpers/calculator.py). On the gpu track: experiment 5's values. On the
-# cpu track: experiment 4's one epoch over all 1,000 rows at 1e-3, with a whole cosine schedule of its own (ten
-# minutes on 2 cores, where experiments 4 and 5 together take twenty).
+# Going further: experiment 6 teaches the call syntax of the calculator data (the same rows, each calculation
+# written as a call; helpers/calculator.py). On the gpu track: experiment 5's values, from the base model. On the cpu
+# track it continues experiment 5's best adapter (--adapters) for one epoch of 128 calculator rows, a whole cosine
+# schedule of its own at 2e-3: that model can already solve the problems, it learns only to write the calls.
 CALC_LESSON = dict(LESSON[4], dataset="train_1k_calc")
 CALC = {"gpu": dict(CALC_LESSON, val_dataset="val_calc"),
-        "cpu": {**{k: v for k, v in CPU[3].items() if k != "lr_scheduler_kwargs"},  # one whole schedule
-                "dataset": "train_1k_calc", "val_dataset": "val_calc"},
-        "ci": dict(learning_rate=1e-3, lora_rank=8, dataset="train_1k_calc", val_dataset="val_calc")}
+        "cpu": dict(learning_rate=2e-3, lora_rank=8, num_train_epochs=1, batch_size=4, eval_steps=32,
+                    dataset="train_1k_calc", train_rows=128, val_dataset="val_calc", start_from="exp5"),
+        "ci": dict(learning_rate=1e-3, lora_rank=8, dataset="train_1k_calc", val_dataset="val_calc", start_from="exp5")}
 CALC_WHY = {"gpu": "experiment 5's values, on the calculator data",
-            "cpu": "experiment 4's knobs for one whole epoch of the calculator data, its learning rate falling to 0",
+            "cpu": "continues experiment 5's best adapter on 128 calculator rows (32 steps of 4, its own learning rate "
+                   "falling from 2e-3 to 0): it already solves the problems, it learns to write the calls",
             "ci": CI_WHY}
 
 
@@ -174,13 +221,18 @@ def calculator_experiment(track: str | None = None) -> Experiment:
     """Experiment 6, after the lesson's five: the best knobs, trained on the calculator data."""
     track = track or environment.detect_track().name
     return Experiment(6, "a calculator", "(going further: not in the lesson)",
-                      "compare it with and without its calculator", CALC_LESSON, _on_track(track, CALC[track]),
+                      "compare it with and without its calculator", CALC_LESSON, _on_track(track, CALC[track], 6),
                       CALC_WHY[track])
 
 
-def exam_settings(track: str | None = None) -> dict:
-    """How this track examines (keyword arguments for exam())."""
-    return dict(EXAM[track or environment.detect_track().name])
+def exam_settings(track: str | None = None, base: bool = False) -> dict:
+    """How this track examines (keyword arguments for exam()); base=True: the base model's exam_100, which the cpu
+    track samples (BASE_SAMPLE)."""
+    track = track or environment.detect_track().name
+    settings = dict(EXAM[track])
+    if base and BASE_SAMPLE[track]:
+        settings["limit"] = BASE_SAMPLE[track]
+    return settings
 
 
 def plan_table() -> str:
@@ -202,3 +254,32 @@ def plan_table() -> str:
     lines.append("Every cpu-track run also gets the CPU speed flags of tracks.cpu_speed_flags() (shown in its command).")
     lines.append("The ci track runs every experiment for 3 steps on 12 rows: it tests the code, not the model.")
     return "\n".join(lines)
+
+
+def lab_plan(track: str, titles: bool = False) -> list[tuple[str, dict]]:
+    """Notebook 03's six training runs on a track, as (label, parameters), or (title, parameters) with titles=True."""
+    runs = experiments(track) + [calculator_experiment(track)]
+    return [(f"experiment {e.number}: {e.title if e.number == 6 else e.lesson_state}" if titles else f"exp{e.number}",
+             {"val_dataset": "val", **e.params}) for e in runs]
+
+
+def lab_exams(track: str) -> list[tuple]:
+    """Every answer notebook 03 generates on a track, in order: (what, dataset, questions (None: all), answer tokens,
+    [answers per question]). pace.lab_work and bench/count_lab_work.py count from this list."""
+    settings = EXAM[track]
+    n, limit = settings["max_new_tokens"], settings["limit"]
+    base = exam_settings(track, base=True)["limit"]
+    out = [("base model: the radish field", "demo", None, n),
+           ("base model: the lesson's ten", "test", limit, n),
+           ("base model: exam_100" + (f" (first {base})" if base else ""), "exam_100", base, n),
+           ("fine-tuned: the lesson's ten", "test", limit, n),
+           ("fine-tuned: exam_100", "exam_100", limit, n),
+           ("fine-tuned: the radish field", "demo", None, n),
+           ("merged: the lesson's ten (same answers?)", "test", limit, n)]
+    for tool in ("with", "without"):
+        out += [(f"experiment 6 {tool} its calculator: the lesson's ten", "test", limit, n),
+                (f"experiment 6 {tool} its calculator: exam_100", "exam_100", limit, n),
+                (f"experiment 6 {tool} its calculator: the radish field", "demo", None, n)]
+    out += [("served: the radish field to base, tuned, calculator (raw, and closed: 2 calls)", "demo", None, n, 5),
+            ("GGUF f16 file and merged folder: the lesson's ten", "test", None, n, 2)]
+    return out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import data, environment, knobs, models, paths, process, swift_runner
 from .curves import LiveCurves, Progress
-from .history import Run, is_run, runs
+from .history import Run, checkpoint_to_use, is_run, runs
 from .shapes import DecoderShape
 from .swiftlog import HISTORY_FILE, rows, step_of
 
@@ -37,17 +37,22 @@ def new_run_dir(track: str, label: str) -> Path:
             n += 1
 
 
-def _resume_checkpoint(resume_from, track: str) -> Path:
-    """The checkpoint to continue from: a Run's last one, the last one of the newest run with that label, or a folder."""
-    if isinstance(resume_from, str) and not Path(resume_from).is_dir():
-        same = [r for r in runs(track, show=False) if r.label == resume_from and r.status in ("finished", "recorded")]
+def _run_checkpoint(source, track: str, flag: str = "resume_from") -> Path:
+    """The checkpoint a run starts from: for resume_from, a Run's last one (the optimizer and schedule go on); for
+    start_from, its best one, else its last (only the adapter's weights are taken); a label means the newest finished
+    run with that label; a folder is taken as given."""
+    if isinstance(source, str) and not Path(source).is_dir():
+        same = [r for r in runs(track, show=False) if r.label == source and r.status in ("finished", "recorded")]
         if not same:
-            raise ValueError(f"resume_from={resume_from!r}: no finished {track}-track run has that label. "
+            raise ValueError(f"{flag}={source!r}: no finished {track}-track run has that label. "
                              "Fix: run that experiment first, or pass its Run or a checkpoint folder.")
-        resume_from = same[-1]
-    ckpt = resume_from.last_checkpoint if is_run(resume_from) else Path(resume_from)
+        source = same[-1]
+    if is_run(source):
+        ckpt = source.last_checkpoint if flag == "resume_from" else checkpoint_to_use(source)
+    else:
+        ckpt = Path(source)
     if ckpt is None or not (Path(ckpt) / "trainer_state.json").is_file():
-        raise ValueError(f"resume_from: {ckpt} is not a training checkpoint (no trainer_state.json). "
+        raise ValueError(f"{flag}: {ckpt} is not a training checkpoint (no trainer_state.json). "
                          "Fix: pass a finished Run or one of its checkpoint-N folders.")
     return Path(ckpt)
 
@@ -142,7 +147,7 @@ _D = knobs.DEFAULTS
 def sft(model=None, dataset="train_100", learning_rate=_D["learning_rate"], lora_rank=_D["lora_rank"],
         num_train_epochs=_D["num_train_epochs"], batch_size=_D["batch_size"], max_length=_D["max_length"],
         eval_steps=_D["eval_steps"], *, val_dataset="val", train_rows=None, val_rows=None, label=None,
-        nproc_per_node=None, deepspeed=None, resume_from=None, wait=True, show=True, on_update=None,
+        nproc_per_node=None, deepspeed=None, resume_from=None, start_from=None, wait=True, show=True, on_update=None,
         **extra) -> Run:
     """Fine-tune with `swift sft` (LoRA). Lesson parameter names map to ms-swift 4.x flags.
 
@@ -150,7 +155,9 @@ def sft(model=None, dataset="train_100", learning_rate=_D["learning_rate"], lora
     diagnosis card. Ctrl-C / kernel interrupt stops the whole swift process group and keeps the log.
     `train_rows` / `val_rows` train on the first N rows (the cpu and ci tracks); `nproc_per_node` and
     `deepspeed` pass through to a multi-GPU launch; `resume_from` (a Run, its label, or a checkpoint
-    folder) continues that run's training up to `num_train_epochs` (--resume_from_checkpoint);
+    folder) continues that run's training up to `num_train_epochs` (--resume_from_checkpoint); `start_from` (the
+    same kinds) starts a new training from that run's best adapter (--adapters: its weights, a fresh optimizer and
+    learning-rate schedule);
     `on_update(run, log)` is called with the run's LogState whenever the log has grown; any other keyword is an
     ms-swift flag.
     """
@@ -160,7 +167,12 @@ def sft(model=None, dataset="train_100", learning_rate=_D["learning_rate"], lora
     params = knobs.check(learning_rate, lora_rank, num_train_epochs, batch_size, max_length, eval_steps)
     train_path = data.resolve_dataset(dataset)
     val_path = data.resolve_dataset(val_dataset) if val_dataset else None
-    resume_ckpt = _resume_checkpoint(resume_from, track) if resume_from is not None else None
+    if resume_from is not None and start_from is not None:
+        raise ValueError("resume_from and start_from together: resume_from goes on with a run's training (its optimizer "
+                         "and schedule), start_from begins a new one from a run's adapter. Fix: pass one of them.")
+    resume_ckpt = _run_checkpoint(resume_from, track) if resume_from is not None else None
+    if start_from is not None:
+        extra["adapters"] = paths.arg_path(_run_checkpoint(start_from, track, "start_from"))
     extra = _swift_flags(extra, params, deepspeed, resume_ckpt, val_path is not None)
     env = _launch_env(nproc_per_node)
     checks = _check_data(train_path, val_path, train_rows, val_rows, model, params["max_length"])

@@ -1,8 +1,9 @@
 """The course's ms-swift plugins: the cpu track's bf16 plugin (bf16 matrix products, LoRA updates still added in
-fp32) and the bench's compiled decoder layers."""
+fp32) and the compiled decoder layers of its long runs."""
 
 import importlib
 import importlib.util
+import json
 
 import pytest
 import torch
@@ -111,3 +112,46 @@ def test_compile_plugin_compiles_each_decoder_layer_through_peft_and_turns_the_c
     assert "3 decoder layers compiled" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no decoder layers found in Sequential"):
         plugin.decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_the_long_runs_compile_their_layers_where_bf16_is_native_and_a_switch_turns_it_off(monkeypatch):
+    """Issue 34: experiments 4-6 of the cpu track load the compile plugin where bf16 is native (AMX), after the
+    bf16 plugin's callback; never in fp32 or on other tracks; FTLAB_COMPILE=0 / =1 turn it off / on anywhere."""
+    monkeypatch.setattr(tracks.environment, "gpu_info", lambda: None)
+    monkeypatch.delenv(tracks.COMPILE_ENV, raising=False)
+
+    def compiled(track="cpu"):
+        plan = tracks.experiments(track) + [tracks.calculator_experiment(track)]
+        return [e.number for e in plan if tracks.COMPILE_PLUGIN in e.params.get("external_plugins", [])]
+
+    monkeypatch.setattr(tracks.environment, "cpu_bf16", lambda: (True, "bf16: this CPU has AMX"))
+    assert compiled() == [4, 5, 6] and compiled("ci") == [] and compiled("gpu") == []
+    e4 = tracks.experiments("cpu")[3].params
+    assert e4["external_plugins"] == [tracks.CPU_BF16_PLUGIN, tracks.COMPILE_PLUGIN]
+    assert e4["callbacks"] == ["ftlab_cpu_bf16", "ftlab_compile_layers"]  # the fp32 hooks first, then compiled
+    monkeypatch.setenv(tracks.COMPILE_ENV, "0")
+    assert compiled() == [] and "FTLAB_COMPILE=0" in tracks.compile_layers()[1]
+    monkeypatch.setenv(tracks.COMPILE_ENV, "1")
+    monkeypatch.setattr(tracks.environment, "cpu_bf16", lambda: (False, "fp32"))
+    assert compiled() == [4, 5, 6] and tracks.experiments("cpu")[3].params["external_plugins"] == [tracks.COMPILE_PLUGIN]
+    monkeypatch.delenv(tracks.COMPILE_ENV)
+    assert compiled() == [] and "did not pay" in tracks.compile_layers()[1]
+    monkeypatch.setenv(tracks.COMPILE_ENV, "yes")
+    with pytest.raises(ValueError, match="use 0"):
+        tracks.compile_layers()
+
+
+def test_a_run_with_compiled_layers_trains_through_swift_on_any_cpu(tmp_path, monkeypatch):
+    """The code path the long runs take where bf16 is native, run for real here (in fp32 when the CPU has no AMX):
+    swift loads the plugin, the callback compiles every decoder layer, the run trains and evaluates."""
+    from helpers import models, training
+
+    monkeypatch.setattr(paths, "OUTPUT_DIR", tmp_path / "output")
+    p = tracks.with_compiled_layers({**tracks.experiments("ci")[3].params, "max_steps": 2})
+    run = training.sft(models.get_model(), **p, label="compiled", show=False)
+    assert run.status == "finished", run.error
+    log = (run.run_dir / "swift.log").read_text(errors="replace")
+    layers = json.loads((paths.embedded_model_dir() / "config.json").read_text())["num_hidden_layers"]
+    assert f"[ftlab] compile_layers: {layers} decoder layers compiled" in log
+    assert "--external_plugins" in run.command and tracks.COMPILE_PLUGIN in run.command
+    assert run.curves().train and run.curves().evals

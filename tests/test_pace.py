@@ -72,10 +72,70 @@ def test_bf16_only_with_amx_the_matrix_units_that_make_it_pay():
 def test_check_environment_prints_the_lab_estimate_on_the_cpu_track(monkeypatch):
     monkeypatch.setenv("FTLAB_TRACK", "cpu")
     monkeypatch.setattr(environment, "gpu_info", lambda: None)
-    rows = dict(environment.check_environment(show=False).rows)
+    rows = dict(pace.check_environment(show=False).rows)
     assert rows["Lab estimate"].startswith("about ") and "min on this machine" in rows["Lab estimate"]
+    assert "and the work it did" in rows["Lab estimate"]  # scaled by today's plan against the timed run's
     monkeypatch.setenv("FTLAB_TRACK", "ci")
-    assert "Lab estimate" not in dict(environment.check_environment(show=False).rows)  # tests wait for nothing
+    assert "Lab estimate" not in dict(pace.check_environment(show=False).rows)  # tests wait for nothing
+    from helpers import check_environment
+
+    assert check_environment is pace.check_environment  # the API's, the one notebook 03 calls
+
+
+def test_the_estimate_scales_by_the_work_todays_lab_does_against_the_timed_runs(monkeypatch):
+    """Issue 34 changed the lab's design: a run of the earlier design is scaled by the work each did, counted from
+    the plans, and a run that says what it did is preferred to a newer one that does not."""
+    here = pace.Pace("fp32", train_step_s=8.0, forward_s=1.5, threads=2)
+    monkeypatch.setattr(pace, "measure", lambda bf16: here)
+    done = dict(RUN, work={"cost_steps": 400.0, "exam_tokens": 50000, "train_tokens": 1})
+    today = {"cost_steps": 200.0, "exam_tokens": 30000, "train_tokens": 1}
+    est = pace.estimate(False, runs=[done, dict(RUN, date="2026-12-03")], work=today)
+    assert est.seconds == pytest.approx(800 * 8 / 4 * 200 / 400 + 200 * 1.5 / 1 * 30000 / 50000)
+    assert est.training_s == pytest.approx(800.0) and "2026-12-01" in est.basis and "the work it did" in est.basis
+
+
+def test_the_lab_work_is_counted_from_the_plan_and_the_data():
+    work = pace.lab_work("cpu")
+    exps = {e["label"]: e for e in work["experiments"]}
+    assert list(exps) == [f"exp{i}" for i in range(1, 7)]
+    e4, e5, e6 = exps["exp4"], exps["exp5"], exps["exp6"]
+    rows, batch, every = tracks.CPU[3]["train_rows"], tracks.CPU[3]["batch_size"], tracks.CPU[3]["eval_steps"]
+    assert e4["steps"] == rows // batch and e4["train_rows"] == rows and e4["evals"] == rows // batch // every + 1
+    assert e5["steps"] == e4["steps"] and e5["total_steps"] == 2 * e4["steps"]  # it resumes: only its own epoch
+    assert e5["evals"] == e4["evals"] - 1  # no evaluation at its start: experiment 4's last one is it
+    assert e6["steps"] == tracks.CALC["cpu"]["train_rows"] // tracks.CALC["cpu"]["batch_size"]
+    assert work["totals"]["train_tokens"] == sum(e["train_tokens"] + e["eval_tokens"] for e in work["experiments"])
+    assert work["totals"]["exam_tokens"] == sum(x["questions"] * x["max_new_tokens"] for x in work["exams"])
+    assert sum(pace.row_tokens("train_1k", 8)) > 8 * 50  # real rows under the chat template: tens of tokens each
+
+
+def test_the_lab_does_under_half_the_work_of_the_lab_before_issue_34():
+    """The goal of issue 34, counted by bench/count_lab_work.py: training ≤ 40 %, exam tokens ≤ 60 %."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("count_lab_work", pace.paths.COURSE_ROOT / "bench" / "count_lab_work.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    before, now = bench.work(bench.BEFORE_PLAN, bench.BEFORE_EXAMS)["totals"], pace.lab_work("cpu")["totals"]
+    assert before["train_tokens"] > 470_000 and before["exam_tokens"] == 56_000  # the plan of 2026-12-02, as it was
+    assert now["train_tokens"] <= 0.40 * before["train_tokens"] and now["exam_tokens"] <= 0.60 * before["exam_tokens"]
+    timed = [r for r in pace.timings() if r.get("work")]
+    assert timed and timed[0]["work"] == bench.work(bench.BEFORE_PLAN, bench.TIMED_EXAMS)["totals"]
+
+
+def test_the_budget_table_gives_each_experiment_its_minutes_here(monkeypatch):
+    monkeypatch.setattr(pace, "measure", lambda bf16: pace.Pace("fp32", train_step_s=6.0, forward_s=2.0, threads=2))
+    text = pace.lab_budget("cpu", bf16=False)
+    lines = text.splitlines()
+    titles = [title for title, _ in tracks.lab_plan("cpu", titles=True)]
+    rows = [ln for ln in lines if ln.startswith(tuple(titles))]
+    assert len(rows) == 6 and all(float(r.split()[-1]) > 0 for r in rows)
+    est = pace.estimate(False)
+    whole = next(ln for ln in lines if ln.startswith("the whole lab"))
+    assert whole.split()[-1] == f"{est.seconds / 60:.0f}" and "Estimated here: about" in text
+    minutes = [float(r.split()[-1]) for r in rows]
+    assert sum(minutes) == pytest.approx(est.training_s / 60, abs=0.1 * len(rows))
+    assert "minutes are estimated on the cpu track only" in pace.lab_budget("ci")
 
 
 def test_a_mac_trains_on_its_processor_not_on_apples_gpu(monkeypatch):

@@ -135,15 +135,33 @@ def test_the_experiment_table_shows_the_lessons_knobs_and_folds_the_plumbing():
         assert plumbing in folded and plumbing not in shown, plumbing
 
 
-def test_experiment_6_is_the_best_runs_knobs_on_the_calculator_data():
+def test_experiment_6_continues_experiment_5s_best_adapter_on_the_calculator_data():
     from helpers import tracks
 
     e4, e6 = tracks.experiments("cpu")[3].params, tracks.calculator_experiment("cpu").params
-    for knob in ("learning_rate", "lora_rank", "batch_size", "eval_steps", "max_length", "val_rows"):
+    for knob in ("lora_rank", "batch_size", "max_length", "val_rows"):
         assert e6[knob] == e4[knob], knob
     assert (e6["dataset"], e6["val_dataset"], e6["num_train_epochs"]) == ("train_1k_calc", "val_calc", 1)
+    assert e6["start_from"] == "exp5" and "resume_from" not in e6  # its adapter, a schedule of its own
     assert "lr_scheduler_kwargs" not in e6  # one whole schedule, down to 0 at its last step
+    assert tracks.calculator_experiment("ci").params["start_from"] == "exp5"  # the code path, exercised by nbval
     gpu = tracks.calculator_experiment("gpu").params
     assert {k: v for k, v in gpu.items() if k not in ("dataset", "val_dataset")} == \
         {k: v for k, v in tracks.LESSON[4].items() if k != "dataset"}
     assert gpu["dataset"] == "train_1k_calc"
+
+
+def test_start_from_is_checked_before_anything_starts(tmp_path, monkeypatch):
+    """start_from (experiment 6 on the cpu track) takes a run's best adapter; with resume_from, or naming no run,
+    the call stops with one sentence and nothing is written."""
+    from helpers import paths, training
+
+    monkeypatch.setattr(paths, "OUTPUT_DIR", tmp_path / "output")
+    p = tracks.experiments("ci")[1].params
+    with pytest.raises(ValueError, match="resume_from and start_from together"):
+        training.sft(**p, resume_from="exp4", start_from="exp5", show=False)
+    with pytest.raises(ValueError, match="start_from='exp5': no finished ci-track run has that label"):
+        training.sft(**p, start_from="exp5", show=False)
+    with pytest.raises(ValueError, match="start_from: .* is not a training checkpoint"):
+        training.sft(**p, start_from=tmp_path, show=False)
+    assert not (tmp_path / "output").exists() or not any((tmp_path / "output").rglob("ftlab_run.json"))

@@ -1,6 +1,6 @@
 """Record a real cpu-track run of the lab notebook and store its outputs as the course's notebook 03.
 
-    .venv/bin/python tools/record_lab_run.py                # ~20 min on 2 cores; keep the machine otherwise idle
+    .venv/bin/python tools/record_lab_run.py                # it prints its estimate first; keep the machine idle
     .venv/bin/python tools/record_lab_run.py --timing-only  # time the lab only (FTLAB_CPU_BF16=0: the fp32 path)
 
 (After editing only markdown in notebooks/src/03_fine_tuning_lab.py, `tools/build_notebooks.py` keeps the
@@ -11,8 +11,8 @@ recorded outputs: no new recording is needed.)
    pick its track itself as a learner's does (this refuses to start where that is not the cpu track),
    under /usr/bin/time -v (peak memory of the largest process); the notebook's own `sft()` calls save
    each run under resources/recordings/cpu/.
-3. resources/recordings/cpu/notebook_run.json gets the command, date, hardware, versions, total wall
-   time, peak memory and every cell's duration.
+3. resources/recordings/cpu/notebook_run.json gets the command, date, hardware, the processor's name, the path
+   (bf16 or fp32) and why, versions, total wall time, peak memory and every cell's duration.
 4. The executed notebook becomes notebooks/03_fine_tuning_lab.ipynb, minus papermill's bookkeeping
    (its injected-parameters cell and metadata). Library chatter on stderr (progress bars that never
    finish once saved, warnings) is listed and dropped: fix its source when this prints any.
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -120,7 +119,8 @@ def add_timing(started: datetime, wall: float, cells: list[dict], measured: pace
     exp4 = sorted((paths.OUTPUT_DIR / "cpu").glob("*-exp4/logging.jsonl"))[-1:]  # this run's experiment 4
     summary = next((r for r in swiftlog.rows(exp4[0]) if "train_runtime" in r), None) if exp4 else None
     entry = {"mode": measured.mode, "date": started.date().isoformat(), "command": command,
-             "hardware": environment.hardware(), "cpu_bf16": environment.cpu_bf16()[1], "versions": environment.versions(),
+             "hardware": environment.hardware(), "cpu": environment.cpu_model(), "cpu_bf16": environment.cpu_bf16()[1],
+             "versions": environment.versions(),
              "wall_time_s": round(wall, 1), "training_s": round(training, 1), "other_s": round(wall - training, 1),
              "pace": measured.to_json(),
              # how many experiments the lab had: a lab that gained one takes longer (pace.estimate scales the newest kind)
@@ -129,7 +129,9 @@ def add_timing(started: datetime, wall: float, cells: list[dict], measured: pace
              "swift_step_s": round(summary["train_runtime"] / int(summary["global_step/max_steps"].split("/")[0]), 3)
              if summary else None,
              "estimate_before_s": round(before.seconds, 1) if before else None,
-             "estimate_basis": before.basis if before else None}
+             "estimate_basis": before.basis if before else None,
+             # what this lab did, counted from its plan (pace.lab_work): what the next estimate scales by
+             "work": pace.lab_work("cpu")["totals"]}
     runs = pace.timings() + [entry]
     pace.TIMINGS.write_text(json.dumps({"what": "timed cpu-track runs of notebook 03 (tools/record_lab_run.py): "
                                         "what helpers/pace.py scales to estimate the lab on another machine",
@@ -187,9 +189,10 @@ def main() -> int:
         "what": "notebooks/03_fine_tuning_lab.ipynb executed top to bottom on the cpu track, recording these runs",
         "command": "/usr/bin/time -v " + " ".join(COMMAND) + "  (tools/record_lab_run.py)",
         "mode": "bf16" if environment.cpu_bf16()[0] else "fp32",
+        "mode_why": environment.cpu_bf16()[1],
         "date": started.date().isoformat(),
         "hardware": environment.hardware(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": environment.cpu_model(),
         "versions": environment.versions(),
         "wall_time_s": round(wall, 1),
         "wall_time": f"{int(wall // 60)} min {wall % 60:.0f} s",

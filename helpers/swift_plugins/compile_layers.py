@@ -1,4 +1,5 @@
-"""ms-swift plugin (measured by bench/bench_cpu_training.py, not used by the tracks): torch.compile each decoder layer.
+"""ms-swift plugin: torch.compile each decoder layer (bench/bench_cpu_training.py measures it; the cpu track's
+experiments 4-6 load it where bf16 is native, tracks.compile_layers()).
 
 Loaded by `swift sft --external_plugins helpers/swift_plugins/compile_layers.py --callbacks ftlab_compile_layers`
 (after the cpu_bf16 plugin's callback where bf16 is native, so the compiled layers include its fp32 hooks).
@@ -9,7 +10,8 @@ What it can fuse is the small work between the big matrix products: norms, activ
 and, in bf16, the casts. In fp32 the products are three quarters of a step (torch.profiler: mm + bmm 76 %), and
 it did not pay: in one interleaved bench run (24 steps, each setting twice) 1.73× ms-swift's defaults against
 the cpu track's 1.94×, 1.91× against 1.99× from step 2 on, identical losses (AMD EPYC, no native bf16). On a
-CPU with AMX, where the products are fast and the rest of a step dominates, it is still to be measured. The KV
+2-core Xeon with AMX, where the products are fast and the rest of a step dominates, 4.09× the defaults from step 2
+on against the cpu track's 2.04-2.25×, the first compile about 45 s (2026-12-03). The KV
 cache is switched off for training (each layer's cache index would be a new graph). Needs a C++ compiler.
 """
 
