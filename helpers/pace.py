@@ -13,7 +13,7 @@ one step of the same work. So the estimate is a recorded run of the whole lab no
   + the rest x (forward pass here / there) x (today's exam tokens / the timed run's), from the timed run of the same
   mode where there is one. The work is counted from the plan (`lab_work()`: steps, evaluations, the exams'
   questions x answer tokens), so a lab whose design changed is still estimated from a run of the earlier design.
-- `lab_budget()`: that estimate per experiment and for the exams, the table notebook 03 prints before experiment 1.
+- `lab_budget()`: that estimate per experiment and for the exams, a table to read before starting the lab.
 
 A host that is busier than when it was recorded measures slower, so the estimate follows it too.
 """

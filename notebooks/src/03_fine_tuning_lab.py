@@ -59,9 +59,10 @@ record = False
 # `check_environment()` lists what this machine has and picks the track. On PAI DSW choose an instance with
 # one **A10** — note it has **24 GB** of GPU memory, not the 30 GB some guides quote — and an image with
 # PyTorch + CUDA. The estimate in the table is for the lesson's heaviest settings (batch 16, length 512).
-# On the cpu track the row *Lab estimate* scales a timed run of this notebook by a training step measured here,
-# and by the work today's lab does against the work that run did (steps, evaluations, exam answers); the table
-# before experiment 1 breaks it down experiment by experiment.
+# On the cpu track the row *Lab estimate* scales a timed run of this notebook by a training step measured here.
+# In the recorded run below it said 18 min and the notebook took 44: it scaled a run of the lab before
+# experiment 6 was added. Estimates now scale a timed run by the work today's lab does against the work that run
+# did, counted from the plan (steps, evaluations, exam answers: `bench/count_lab_work.py`).
 
 # %%
 import os
@@ -160,13 +161,10 @@ print("(the lesson's Qwen2.5-1.5B under its baseline rule: 30)")
 
 # %% [markdown]
 # Ten questions make a noisy score (one lucky answer moves it by 10 points), so the course also ships a
-# held-out exam of 100 questions from the same 30 problem families as the training data. On the cpu track the
-# base model answers only its first 20: it never writes the answer tag and talks until the length limit, so this
-# is the slowest exam of the lab and the least surprising. 0 right out of 20 still says "under about 14 %" with
-# 95 % confidence (the rule of three: 3 / 20); the fine-tuned model takes all 100.
+# held-out exam of 100 questions from the same 30 problem families as the training data.
 
 # %%
-base_100 = exam(model, DATA_DIR / "exam_100.jsonl", **exam_settings(TRACK, base=True))
+base_100 = exam(model, DATA_DIR / "exam_100.jsonl", **EXAM)
 print(base_100.summary())
 
 # %% [markdown]
@@ -239,8 +237,8 @@ Markdown(thresholds_table())
 # `eval_steps` ≤ 20 (so each curve still gets enough points to read). The lesson's five runs took about 1, 2,
 # 10, 5 and 20 minutes on that GPU. The cell below compares this track's plan with those bounds, for your
 # information; the table under the chart in section 4 shows how long each run of this notebook took. (The cpu
-# track evaluates experiments 4 and 5 every 57 steps: an epoch of its 456 rows, 4 a step, is 114 steps, so that
-# is two evaluations an epoch, each one ending on a checkpoint that experiment 5 can continue from. On a CPU neither
+# track evaluates experiments 4 and 5 every 25 steps: an epoch of 1,000 rows is 125 steps, so that is five
+# evaluations an epoch, each one ending on a checkpoint that experiment 5 can continue from. On a CPU neither
 # GPU memory nor that bound applies.)
 
 # %%
@@ -256,16 +254,6 @@ for e, minutes in zip(experiments(TRACK), LESSON_MINUTES):
 
 plan = experiments(TRACK)
 print(plan_table())
-
-# %% [markdown]
-# How long each run will take on this machine, before you start any (on the cpu track: from the training step
-# measured in section 0; the whole lab's minutes are the *Lab estimate* row). On a slow machine, this is where you
-# decide which experiments to run now and which to read from the stored outputs.
-
-# %%
-from helpers import lab_budget
-
-print(lab_budget(TRACK))
 
 # %% [markdown]
 # ### Experiment 1 — a huge learning rate
@@ -619,11 +607,8 @@ print("calculator:", turn(calc_row, "assistant").replace("\n", "\n            ")
 # The arithmetic goes between `<<` and `>>`, the result follows. When the model writes `>>`, the exam's decoder
 # stops it, computes the call with a safe calculator (numbers, + − × ÷ and parentheses, read with Python's
 # `ast` and computed exactly, never `eval`), writes the result, and lets the model go on. What the model has to
-# learn is *when* to compute and *what* to write in the call; the calculator does the rest. On the gpu track
-# experiment 6 trains experiment 5's values on these rows from the base model. On the cpu track it starts from
-# experiment 5's best adapter (`start_from`, ms-swift's `--adapters`: the adapter's weights, a new optimizer and
-# a learning-rate schedule of its own) and trains 128 calculator rows, 4 a step: that model already solves the
-# problems in the course's format, so what it has to learn is the call syntax.
+# learn is *when* to compute and *what* to write in the call; the calculator does the rest. Experiment 6 trains
+# the best run's knobs on these rows, from the base model:
 
 # %%
 from helpers import calculator_experiment
@@ -643,7 +628,7 @@ if record:
 from helpers import scores_table
 
 demo_file = DATA_DIR / "demo.jsonl"
-base_demo = demo  # the base model's answer to the radish field, from the start of this notebook
+base_demo = exam(model, demo_file, max_new_tokens=EXAM["max_new_tokens"], save_to=False, progress=False)
 calc = {tool: {"the lesson's ten": exam(run6, DATA_DIR / "test.jsonl", **EXAM, tool=tool),
                "exam_100": exam(run6, DATA_DIR / "exam_100.jsonl", **EXAM, tool=tool),
                "radish field": exam(run6, demo_file, max_new_tokens=EXAM["max_new_tokens"], save_to=False,
@@ -779,23 +764,23 @@ print(server)
 # merged model of section 6 (ms-swift writes no GGUF; the course writes it with the `gguf` package's writer), and
 # an Ollama `Modelfile` beside it: the chatml template, the stop tokens and `temperature 0`, and no system prompt,
 # since the training rows had none. Two sizes: **f16**, the weights as trained (half the bytes of float32), and
-# **q8_0**, eight bits per weight (about half again). Then `check_gguf()` reads the f16 file back with a reader the
+# **q8_0**, eight bits per weight (about half again). Then `check_gguf()` reads each file back with a reader the
 # course did not write, transformers' own GGUF loader, and asks it the lesson's ten questions with the exam's
-# greedy decoding, next to the merged model. (The same check of the q8_0 file takes as long again, so the notebook
-# leaves it to the terminal: `python -m helpers export RUN --gguf --quant q8_0 --check`.)
+# greedy decoding, next to the merged model.
 
 # %%
 from helpers import check_gguf, export_gguf
 
-gguf_files = {quant: export_gguf(merged_dir, quant=quant) for quant in ("f16", "q8_0")}
-r = check_gguf(gguf_files["f16"], merged_dir, max_new_tokens=EXAM["max_new_tokens"])
-print(f"f16, read back by transformers: {r['identical']} of {r['total']} answers identical to the merged model's, "
-      f"{r['same_number']} ending with the same number")
+for quant in ("f16", "q8_0"):
+    gguf_file = export_gguf(merged_dir, quant=quant)
+    r = check_gguf(gguf_file, merged_dir, max_new_tokens=EXAM["max_new_tokens"])
+    print(f"  read back by transformers: {r['identical']} of {r['total']} answers identical to the merged model's, "
+          f"{r['same_number']} ending with the same number\n")
 
 # %% [markdown]
 # The f16 file answers exactly like the merged model. The 8-bit file rounds every weight, and a greedy answer that
-# takes one different token early goes its own way from there: on the embedded model, 3 to 4 of the ten q8_0
-# answers were identical and 5 ended with the same number, so with q8_0 the figure to read is the exam score. llama.cpp itself reads the f16 file of the embedded model with the same ten answers as the model
+# takes one different token early goes its own way from there; how many still end with the same number is the
+# figure to read. llama.cpp itself reads the f16 file of the embedded model with the same ten answers as the model
 # folder (the course's maintainer check, `tools/check_gguf_llamacpp.py`); Ollama could not be installed here, so the
 # Ollama lines are untested. To run the file at home, from the folder `export_gguf()` printed:
 #
