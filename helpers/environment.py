@@ -216,6 +216,16 @@ class EnvironmentReport:
         lines += ["", f"Track: {self.track.name} ({self.track.reason})"] + [f"- {a}" for a in self.advice]
         return "\n".join(lines)
 
+    def show(self) -> EnvironmentReport:
+        """Display the table in a notebook (printed elsewhere); returns the report."""
+        try:
+            from IPython.display import display
+
+            display(self)
+        except ImportError:
+            print(self)
+        return self
+
     def _repr_html_(self) -> str:
         import html
 
@@ -300,11 +310,4 @@ def check_environment(show: bool = True) -> EnvironmentReport:
                           "Qwen2; its losses, diagnoses and scores mean nothing.")
     if track.name == "ci":
         rep.advice.append("ci track: tiny runs that exercise every code path in seconds; scores mean nothing here.")
-    if show:
-        try:
-            from IPython.display import display
-
-            display(rep)
-        except ImportError:
-            print(rep)
-    return rep
+    return rep.show() if show else rep

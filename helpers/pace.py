@@ -328,14 +328,7 @@ def check_environment(show: bool = True):
     rep = environment.check_environment(show=False)
     if rep.track.name == "cpu":
         rep.rows.append(("Lab estimate", lab_estimate(environment.cpu_bf16()[0])))
-    if show:
-        try:
-            from IPython.display import display
-
-            display(rep)
-        except ImportError:
-            print(rep)
-    return rep
+    return rep.show() if show else rep
 
 
 def lab_estimate(bf16: bool) -> str:
