@@ -134,7 +134,6 @@ class Estimate:
     pace: Pace
     basis: str  # the timed run it scales, in words
     training_s: float | None = None  # of `seconds`, the training (when scaled from a timed run)
-    basis_run: dict | None = None
 
     def __str__(self) -> str:
         return (f"about {self.seconds / 60:.0f} min on this machine ({self.pace.mode}; a measured training step took "
@@ -284,7 +283,7 @@ def estimate(bf16: bool, runs: list[dict] | None = None, work: dict | None = Non
                                             f"{basis['wall_time_s'] / 60:.0f} min where a step took "
                                             f"{basis['pace']['train_step_s']:.1f} s"
                                             + (", and the work it did" if work and basis.get("work") else ""),
-                        train, basis)
+                        train)
     ratio = pace.train_step_s / fallback["swift_step_s"]
     return Estimate(fallback["wall_time_s"] * ratio, pace,
                     f"the recorded run of {fallback['date']}, {fallback['wall_time_s'] / 60:.0f} min where swift took "
