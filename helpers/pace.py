@@ -3,9 +3,11 @@
 The lab's time is mostly training steps and exam answers, and both scale with how fast the processor does
 one step of the same work. So the estimate is a recorded run of the whole lab notebook, scaled:
 
-- `measure()` times a short piece of the lab's own work on the embedded model: two LoRA training steps (rank 8,
+- `measure()` times a short piece of the lab's own work on the embedded model: LoRA training steps (rank 8,
   8 rows of the training data each, AdamW) in the mode the cpu track trains in here (bf16 with the LoRA sums
-  in fp32, or fp32), and an fp32 forward pass (exams answer in fp32), each after a warm-up. About 30 s on 2 cores.
+  in fp32, or fp32), and an fp32 forward pass (exams answer in fp32), each after a warm-up. A training step is the
+  median of three: on a shared host one step's time swung between 2.6 and 23 s within minutes (2026-12-04), and one
+  slow step alone would move the whole estimate. About 40 s on 2 cores.
 - Every timed run of the lab (tools/record_lab_run.py) keeps
   its training time, the rest of its time and the same measurement, made on its machine just before it ran,
   in resources/recordings/lab_timing.json.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -67,8 +70,9 @@ def _batches(tokenizer, n_batches: int) -> list:
     return batches
 
 
-def measure(bf16: bool, steps: int = 1) -> Pace:
-    """Time `steps` training steps on real rows (after one warm-up) in the cpu track's mode, and an fp32 forward pass."""
+def measure(bf16: bool, steps: int = 3) -> Pace:
+    """Time `steps` training steps on real rows (after one warm-up) in the cpu track's mode, each on its own, and an
+    fp32 forward pass; the pace's step is their median."""
     mode = "bf16" if bf16 else "fp32"
     if mode in _measured:
         return _measured[mode]
@@ -112,10 +116,12 @@ def measure(bf16: bool, steps: int = 1) -> Pace:
         opt.zero_grad(set_to_none=True)
 
     step(*batches[0])  # warm-up
-    t0 = time.perf_counter()
+    seconds = []
     for ids, labels in batches[1:]:
+        t0 = time.perf_counter()
         step(ids, labels)
-    pace = Pace(mode, (time.perf_counter() - t0) / steps, forward, torch.get_num_threads())
+        seconds.append(time.perf_counter() - t0)
+    pace = Pace(mode, statistics.median(seconds), forward, torch.get_num_threads())
     _measured[mode] = pace
     return pace
 

@@ -8,10 +8,20 @@ RUN = {"date": "2026-12-01", "wall_time_s": 1000.0, "training_s": 800.0, "other_
        "pace": {"mode": "fp32", "train_step_s": 4.0, "forward_s": 1.0, "threads": 2}}
 
 
-def test_a_real_step_is_measured_once_per_kernel():
+def test_a_real_step_is_measured_once_per_kernel(monkeypatch):
+    import statistics
+    import time
+    import types
+
+    clock = []  # every reading of the clock measure() takes: the forward pass, then each training step on its own
+    monkeypatch.setattr(pace, "time", types.SimpleNamespace(perf_counter=lambda: clock.append(time.perf_counter()) or clock[-1]))
+    pace._measured.pop("fp32", None)  # measured here, and kept for the tests after this one
     first = pace.measure(False)
     assert first.mode == "fp32" and first.threads >= 1
     assert 0 < first.forward_s < first.train_step_s  # a forward pass is a fraction of a training step
+    assert len(clock) == 2 + 2 * 3 and first.forward_s == clock[1] - clock[0]
+    steps = [b - a for a, b in zip(clock[2::2], clock[3::2])]
+    assert first.train_step_s == statistics.median(steps)  # one slow step on a shared host does not set the pace
     assert pace.measure(False) is first  # a learner re-running the cell does not wait again
 
 
