@@ -104,6 +104,7 @@ def with_compiled_layers(params: dict) -> dict:
 #   400 rows x 2 epochs, 8 a step, 2e-3: 0.091 after 400, min 0.059 at its end (800): underfitting, 2/10, 38/100
 #   896 rows x 1 epoch, 8 a step, 2e-3 down to 0: 0.090 after 384, min 0.059 at its end: underfitting, 3/10, 36/100
 #   456 rows x 2 epochs, 4 a step, 2e-3: 0.100 after 456, 0.080 after 684 (stopped there)
+# (bench/try_lab_design.py runs such a design again: one run with the whole schedule, its curve, state and scores)
 EXP5_EPOCHS = 2
 FIRST_EPOCH = {"lr_scheduler_kwargs": json.dumps({"num_cycles": 1 / (2 * EXP5_EPOCHS)})}
 
