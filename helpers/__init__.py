@@ -13,7 +13,7 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
   engine     swift_runner (argv, swift processes) · tracks (the five experiments per track) · pace (a measured step,
              the lab's work and its time here) · history (Run, and every run on disk) ·
              training (sft, watch) · inference (the one model loader) · exams · merging · gguf_export (a GGUF file and
-             an Ollama Modelfile, checked by transformers' GGUF reader) · serving (swift deploy for the learner's openai client) · recordings · ask ·
+             an Ollama Modelfile, checked by transformers' GGUF reader) · llamacpp (llama.cpp itself reads the file) · serving (swift deploy for the learner's openai client) · recordings · ask ·
              classroom (the playground: the lesson's knobs as widgets, a Train button)
   face       this API · cli (`python -m helpers`)
 
@@ -26,7 +26,7 @@ LAYERS = {
     "ground": ["paths", "kernel", "knobs", "view", "shapes", "swiftlog", "process", "environment", "models", "data", "calculator"],
     "judgement": ["scoring", "diagnosis"],
     "views": ["cards", "curves", "theory", "quiz"],
-    "engine": ["swift_runner", "tracks", "pace", "history", "training", "inference", "exams", "merging", "gguf_export", "serving", "recordings", "ask", "classroom"],
+    "engine": ["swift_runner", "tracks", "pace", "history", "training", "inference", "exams", "merging", "gguf_export", "llamacpp", "serving", "recordings", "ask", "classroom"],
     "face": ["__init__", "cli", "__main__"],
 }
 
@@ -47,6 +47,8 @@ _API = {
     # taking the model home
     "serve": "serving", "servers": "serving", "ask_with_calculator": "serving",
     "export_gguf": "gguf_export", "check_gguf": "gguf_export",
+    "check_llamacpp": "llamacpp", "exam_with_llamacpp": "llamacpp", "llamacpp_score_line": "llamacpp",
+    "llamacpp_missing": "llamacpp",
     # for a class
     "playground": "classroom",
     # recordings of real runs

@@ -130,9 +130,13 @@ def _export(args) -> int:
     folder = merged_folder(source)
     path = export_gguf(folder, quant=args.quant, out_dir=args.out_dir)
     if args.check:
+        from .llamacpp import check_llamacpp, llamacpp_missing
+
         r = check_gguf(path, folder, max_new_tokens=args.max_new_tokens)
         print(f"check by transformers' GGUF reader, the lesson's {r['total']} questions, {r['max_new_tokens']} tokens: "
               f"{r['identical']} answers identical to the merged model's, {r['same_number']} with the same last number")
+        problem = llamacpp_missing()
+        print(problem if problem else check_llamacpp(path, folder, max_new_tokens=args.max_new_tokens).summary())
     print(path)
     return 0
 

@@ -259,7 +259,71 @@ def tokenizer_metadata(folder: Path, vocab_size: int) -> dict:
     space_prefix = any(s.get("type") == "ByteLevel" and s.get("add_prefix_space") for s in _pre_steps(tok))
     return {"pre": pre_tokenizer_name(tok), "space_prefix": space_prefix, "tokens": tokens, "types": types,
             "merges": merges, "ids": ids, "add_bos": bool(tok_config.get("add_bos_token", False)),
-            "chat_template": models.chat_template(folder)}
+            "chat_template": training_chat_template(folder)}
+
+
+# ---------------------------------------------------------------- the chat template
+
+# The turns of ms-swift's chatml-family templates (chatml for SmolLM2, qwen2_5 for Qwen2.5), as its template_meta
+# spells them: training and exam() wrote exactly these strings around each turn.
+CHATML_META = {"prefix": [], "prompt": ["<|im_start|>user\n{{QUERY}}<|im_end|>\n<|im_start|>assistant\n"],
+               "chat_sep": ["<|im_end|>\n"], "suffix": ["<|im_end|>\n"],
+               "system_prefix": ["<|im_start|>system\n{{SYSTEM}}<|im_end|>\n"]}
+
+
+def chatml_jinja(default_system: str | None) -> str:
+    """A Jinja chat template (the language of llama.cpp's --jinja, llama-server, LM Studio and transformers) that
+    writes what ms-swift's chatml-family template writes, turn for turn:
+
+    - a system block only for a non-empty system message: an empty one (the course's rows) writes nothing;
+    - no system message at all: the template's default system prompt where it has one (Qwen2.5's), else nothing;
+    - each turn `<|im_start|>ROLE\\nTEXT<|im_end|>\\n`, and `<|im_start|>assistant\\n` as the generation prompt.
+
+    The text is written by expressions only, so it comes out the same with or without trim_blocks/lstrip_blocks.
+    """
+    default = json.dumps(default_system or "")  # a JSON string is a Jinja string literal
+    return ("{%- set system = " + default + " %}\n"
+            "{%- set turns = messages %}\n"
+            "{%- if messages and messages[0]['role'] == 'system' %}\n"
+            "    {%- set system = messages[0]['content'] %}\n"
+            "    {%- set turns = messages[1:] %}\n"
+            "{%- endif %}\n"
+            "{%- if system %}\n"
+            "    {{- '<|im_start|>system\\n' + system + '<|im_end|>\\n' }}\n"
+            "{%- endif %}\n"
+            "{%- for message in turns %}\n"
+            "    {{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}\n"
+            "{%- endfor %}\n"
+            "{%- if add_generation_prompt %}\n"
+            "    {{- '<|im_start|>assistant\\n' }}\n"
+            "{%- endif %}\n")
+
+
+def training_chat_template(folder: Path) -> str:
+    """The chat template a GGUF file of this model must carry: the one ms-swift trained it with (`chatml_jinja`).
+
+    The folder's own template is not it: SmolLM2's inserts "You are a helpful AI assistant named SmolLM..." when
+    a chat has no system turn and writes an empty system block for an empty one, and Qwen2.5's writes an empty
+    block too; swift's templates, which trained the course's models, write neither.
+    """
+    from swift.template import TEMPLATE_MAPPING
+
+    template_type = inference.resolve(folder)[2]
+    meta = TEMPLATE_MAPPING.get(template_type)
+    shape = {k: getattr(meta, k, None) for k in CHATML_META}
+    if meta is None or shape != CHATML_META:
+        raise ValueError(f"{paths.short(folder)}: ms-swift's template {template_type!r} is not chatml-shaped, and the "
+                         "GGUF's chat template is written for those only — fix: use llama.cpp's convert_hf_to_gguf.py "
+                         "and check its chat template against the training prompt")
+    return chatml_jinja(meta.default_system)
+
+
+def stored_chat_template(gguf_path: Path) -> str | None:
+    """The chat template a GGUF file carries (tokenizer.chat_template), or None."""
+    import gguf
+
+    field = gguf.GGUFReader(gguf_path).fields.get("tokenizer.chat_template")
+    return field.contents() if field is not None else None
 
 
 # ---------------------------------------------------------------- the file
@@ -372,6 +436,7 @@ def export_gguf(run_or_merged, quant: str = "f16", out_dir: str | os.PathLike | 
     vocab = tokenizer_metadata(folder, config["vocab_size"])
     out = Path(out_dir) if out_dir else folder.parent / f"{folder.name}-gguf"
     final = out / gguf_name(folder, quant)
+    rewrite = ""
     if final.exists():
         if not is_complete_gguf(final, len(plan)):
             raise FileExistsError(f"{paths.short(final)} exists but is not a complete GGUF of this model — fix: "
@@ -379,16 +444,23 @@ def export_gguf(run_or_merged, quant: str = "f16", out_dir: str | os.PathLike | 
         if final.stat().st_mtime < max(w.stat().st_mtime for w in _weight_files(folder)):
             raise FileExistsError(f"{paths.short(final)} is older than the model in {paths.short(folder)} (merged "
                                   "again since?) — fix: delete it, then export again")
-        write_modelfile(final)
-        if show:
-            print(f"Already exported: {paths.short(final)} (reused).")
-        return final
+        if stored_chat_template(final) == vocab["chat_template"]:
+            modelfile = write_modelfile(final)
+            if show:
+                print(f"Already exported: {paths.short(final)} (reused; {modelfile.name} beside it).")
+            return final
+        # same weights, but the chat template of an export made before the file carried the training template:
+        # written again (under a temporary name, then put in its place), never reused as it is
+        rewrite = (f"{paths.short(final)} was exported with another chat template than the one the model was "
+                   "trained with: writing it again")
     needed = sum(t.nbytes for t in plan) + (folder / "tokenizer.json").stat().st_size + 2**20
     _check_disk(out, needed)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f".{final.name}.partial"
     partial.unlink(missing_ok=True)  # left by an export that was killed outright
     if show:
+        if rewrite:
+            print(rewrite + ".")
         print(f"Writing {quant} GGUF of {paths.short(folder)} ({len(plan)} tensors, about {needed / 2**20:.0f} MiB) "
               f"-> {paths.short(final)}", flush=True)
     t0 = time.time()
@@ -404,7 +476,7 @@ def export_gguf(run_or_merged, quant: str = "f16", out_dir: str | os.PathLike | 
     if show:
         print(f"Done in {time.time() - t0:.0f} s: {final.stat().st_size / 2**20:.0f} MiB. Beside it, "
               f"{modelfile.name} for Ollama:\n  cd {paths.short(out)} && ollama create my-model -f {modelfile.name}"
-              f"\n  (llama.cpp: llama-cli -m {paths.short(final)})")
+              f"\n  (llama.cpp: llama-cli -m {paths.short(final)} --jinja -cnv)")
     return final
 
 
@@ -446,10 +518,16 @@ def modelfile_text(gguf_file: str, system: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def modelfile_name(gguf_path: Path) -> str:
+    """One Modelfile per GGUF file: NAME.f16.gguf gets NAME.f16.Modelfile, so two quantizations in one folder
+    each keep theirs."""
+    return Path(gguf_path).name.removesuffix(".gguf") + "." + MODELFILE
+
+
 def write_modelfile(gguf_path: Path) -> Path:
-    """Ollama's recipe for the GGUF file beside it (rewritten to point at the latest export)."""
-    path = gguf_path.parent / MODELFILE
-    tmp = path.with_name(f".{MODELFILE}.partial")
+    """Ollama's recipe for the GGUF file beside it, named after it (`modelfile_name`)."""
+    path = gguf_path.parent / modelfile_name(gguf_path)
+    tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(modelfile_text(gguf_path.name, course_system_prompt()), encoding="utf-8")
     os.replace(tmp, path)
     return path

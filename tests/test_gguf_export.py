@@ -72,10 +72,13 @@ def _copy(folder: Path, dest: Path) -> Path:
 def test_f16_metadata_matches_llama_cpps_own_file(f16_reader, llama_cpps):
     """Same hyper-parameters, tokenizer, merges, special ids, pre-tokenizer and chat template as llama.cpp's."""
     theirs = llama_cpps
-    keys = [k for k in theirs.fields if k.startswith(("llama.", "tokenizer."))]
+    keys = [k for k in theirs.fields if k.startswith(("llama.", "tokenizer.")) and k != "tokenizer.chat_template"]
     assert len(keys) > 20
     for key in keys:
         assert _field(f16_reader, key) == _field(theirs, key), key
+    # the chat template is the one the course trained with, not SmolLM2's own (tested below)
+    assert "named SmolLM" in _field(theirs, "tokenizer.chat_template")
+    assert "named SmolLM" not in _field(f16_reader, "tokenizer.chat_template")
     assert _field(f16_reader, "general.architecture") == "llama"
     assert _field(f16_reader, "tokenizer.ggml.pre") == "smollm"
     assert _field(f16_reader, "general.file_type") == gguf.LlamaFileType.MOSTLY_F16
@@ -143,7 +146,13 @@ def test_export_again_reuses_the_complete_file(exported, embedded, capsys):
 
 
 def test_modelfile(exported):
-    assert (exported["f16"].parent / "Modelfile").read_text().startswith("FROM ./SmolLM2-135M-Instruct.")
+    """One Modelfile per file: the f16 and the q8_0 file exported into one folder each keep theirs."""
+    folder = exported["f16"].parent
+    assert _files(folder) == sorted([*(p.name for p in exported.values()),
+                                     "SmolLM2-135M-Instruct.f16.Modelfile", "SmolLM2-135M-Instruct.q8_0.Modelfile"])
+    for quant, path in exported.items():
+        modelfile = folder / gguf_export.modelfile_name(path)
+        assert modelfile.read_text().splitlines()[0] == f"FROM ./SmolLM2-135M-Instruct.{quant}.gguf"
     text = gguf_export.write_modelfile(exported["q8_0"]).read_text()
     lines = text.splitlines()
     assert lines[0] == f"FROM ./{exported['q8_0'].name}"
@@ -203,7 +212,7 @@ def test_run_and_checkpoint_are_merged_first(standin, tmp_path, monkeypatch):
     run = SimpleNamespace(best_checkpoint=str(ckpt), last_checkpoint=str(tmp_path / "checkpoint-9"))
     path = gguf_export.export_gguf(run, "q8_0", show=False)
     assert asked == [ckpt] and path == tmp_path / "checkpoint-5-merged-gguf" / "checkpoint-5-merged.q8_0.gguf"
-    assert path.read_bytes()[:4] == b"GGUF" and (path.parent / "Modelfile").is_file()
+    assert path.read_bytes()[:4] == b"GGUF" and (path.parent / "checkpoint-5-merged.q8_0.Modelfile").is_file()
     again = gguf_export.export_gguf(ckpt, "q8_0", out_dir=tmp_path / "again", show=False)
     assert asked == [ckpt, ckpt] and again.read_bytes() == path.read_bytes()
 
@@ -261,7 +270,8 @@ def test_interrupted_export_leaves_no_file(standin, tmp_path, monkeypatch, capsy
     assert "Export stopped: nothing was written" in capsys.readouterr().out
     monkeypatch.setattr(gguf_export, "tensor_data", real)
     again = gguf_export.export_gguf(standin, out_dir=tmp_path, show=False)  # nothing in the way of a new try
-    assert _files(tmp_path) == ["Modelfile", again.name] and again.read_bytes()[:4] == b"GGUF"
+    assert _files(tmp_path) == sorted([gguf_export.modelfile_name(again), again.name])
+    assert again.read_bytes()[:4] == b"GGUF"
 
 
 def test_a_foreign_file_under_the_final_name_is_never_overwritten(standin, tmp_path):
@@ -294,3 +304,109 @@ def test_a_file_older_than_the_model_is_not_reused(standin, tmp_path):
     with pytest.raises(FileExistsError, match="older than the model.*fix: delete it"):
         gguf_export.export_gguf(folder, "q8_0", show=False)
     assert path.read_bytes()[:4] == b"GGUF"
+
+
+# ---------------------------------------------------------------- the chat template the file carries
+
+
+def _render(template: str, messages: list[dict], generation: bool) -> list[str]:
+    """The file's template rendered as llama.cpp's --jinja and LM Studio render it (Jinja, Hugging Face's block
+    settings), and with Jinja's plain settings: the two must agree."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    out = []
+    for settings in ({"trim_blocks": True, "lstrip_blocks": True}, {}):
+        env = ImmutableSandboxedEnvironment(**settings)
+        out.append(env.from_string(template).render(messages=messages, add_generation_prompt=generation))
+    return out
+
+
+def _lesson_rows():
+    from helpers import data
+    from helpers.paths import DATA_DIR
+
+    return [r for name in ("test", "exam_100") for r in data.read_rows(DATA_DIR / f"{name}.jsonl")]
+
+
+def _training_ids(template, row: dict) -> list[int]:
+    """A whole row's ids as `swift sft` encodes it (train mode: the answer and the turn's end)."""
+    before = template.mode
+    template.set_mode("train")
+    try:
+        return list(template.encode(row)["input_ids"])
+    finally:
+        template.set_mode(before)
+
+
+@pytest.mark.parametrize("model", ["embedded", "standin"])
+def test_the_files_chat_template_writes_the_training_prompt(model, request, tmp_path):
+    """For every row of the lesson's ten and exam_100, with the rows' empty system turn and without a system turn:
+    the template stored in the GGUF, rendered by Jinja and tokenized, gives exactly encode_prompt()'s ids (what
+    training and exam() wrote); with the answer and no generation prompt, the training row's ids."""
+    from helpers import inference
+
+    folder = request.getfixturevalue(model)
+    base, model_type, template_type, *_ = inference.resolve(folder)
+    template = inference.swift_template(base, model_type, template_type)
+    tokenizer = template.tokenizer
+    path = gguf_export.export_gguf(folder, "q8_0", out_dir=tmp_path, show=False)
+    stored = gguf_export.stored_chat_template(path)
+    assert stored == gguf_export.training_chat_template(folder)
+    rows = _lesson_rows()
+    assert len(rows) == 110
+    checked = 0
+    for row in rows:
+        system, user, answer = row["messages"]
+        assert system == {"role": "system", "content": ""}  # the course's rows: an empty system turn
+        for shape in ({"messages": [system, user, answer]}, {"messages": [user, answer]}):
+            prompt = {"messages": shape["messages"][:-1]}
+            want = inference.encode_prompt(template, prompt)
+            for text in _render(stored, prompt["messages"], generation=True):
+                assert tokenizer(text, add_special_tokens=False)["input_ids"] == want, (model, text)
+            full = _training_ids(template, shape)
+            for text in _render(stored, shape["messages"], generation=False):
+                assert tokenizer(text, add_special_tokens=False)["input_ids"] == full, (model, text)
+            checked += 1
+    assert checked == 220
+    # no system turn: chatml writes none; Qwen2.5's template writes its default system prompt, as swift does
+    bare = _render(stored, [rows[0]["messages"][1]], generation=True)[0]
+    if model == "embedded":
+        assert bare.startswith("<|im_start|>user\n") and "SmolLM" not in stored
+    else:
+        assert bare.startswith("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud.")
+    assert "<|im_start|>system\n<|im_end|>" not in _render(stored, rows[0]["messages"][:2], generation=True)[0]
+
+
+def test_a_multi_turn_chat_renders_as_swift_encodes_it(embedded):
+    """A chat a user continues (an answer, then a new question) comes out as swift's chatml writes it too."""
+    from helpers import inference
+
+    template = inference.swift_template(embedded, "llama", "chatml")
+    turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2 + 3?"},
+             {"role": "assistant", "content": "{{ans:5}}"}, {"role": "user", "content": "And 4 × 6?"}]
+    text = _render(gguf_export.training_chat_template(embedded), turns, generation=True)[0]
+    assert text == template.tokenizer.decode(template.encode({"messages": turns})["input_ids"])
+    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")  # a real system prompt is kept
+
+
+def test_a_file_with_the_folders_own_template_is_written_again(embedded, tmp_path, monkeypatch, capsys):
+    """A GGUF exported before the file carried the training template (SmolLM2's own, with its default system
+    prompt) is detected and written again in its place, not reused."""
+    from helpers import models as course_models
+
+    monkeypatch.setattr(gguf_export, "training_chat_template", course_models.chat_template)
+    old = gguf_export.export_gguf(embedded, "q8_0", out_dir=tmp_path, show=False)
+    assert "named SmolLM" in gguf_export.stored_chat_template(old)
+    monkeypatch.undo()
+    again = gguf_export.export_gguf(embedded, "q8_0", out_dir=tmp_path)
+    assert again == old and gguf_export.stored_chat_template(again) == gguf_export.training_chat_template(embedded)
+    assert "another chat template than the one the model was trained with" in capsys.readouterr().out
+    assert _files(tmp_path) == sorted([old.name, gguf_export.modelfile_name(old)])  # no partial file left beside it
+
+
+def test_a_template_swift_does_not_write_as_chatml_is_refused(embedded, monkeypatch):
+    from swift.template import TEMPLATE_MAPPING
+
+    monkeypatch.setitem(TEMPLATE_MAPPING, "chatml", TEMPLATE_MAPPING["llama3"])
+    with pytest.raises(ValueError, match="'chatml' is not chatml-shaped.*fix: use llama.cpp's convert_hf_to_gguf.py"):
+        gguf_export.training_chat_template(embedded)

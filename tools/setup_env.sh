@@ -57,3 +57,5 @@ fi
 "$VENV/bin/python" -m helpers prepare
 # The notebooks name this kernel: a JupyterLab the course did not start (PAI DSW's own) opens them on .venv.
 "$VENV/bin/python" -m helpers kernel
+# llama.cpp (prebuilt, through Node.js 20+) for section 9's check of the learner's GGUF file; skips in one line without Node.js
+"$BASH" tools/install_llamacpp.sh  # $BASH: this bash, wherever PATH is thin

@@ -761,36 +761,78 @@ print(server)
 #
 # The tools people run models with on their own laptops (llama.cpp, Ollama, LM Studio) read one file format,
 # GGUF: the weights, the tokenizer and the chat template in a single file. `export_gguf()` writes one from the
-# merged model of section 6 (ms-swift writes no GGUF; the course writes it with the `gguf` package's writer), and
-# an Ollama `Modelfile` beside it: the chatml template, the stop tokens and `temperature 0`, and no system prompt,
-# since the training rows had none. Two sizes: **f16**, the weights as trained (half the bytes of float32), and
-# **q8_0**, eight bits per weight (about half again). Then `check_gguf()` reads each file back with a reader the
-# course did not write, transformers' own GGUF loader, and asks it the lesson's ten questions with the exam's
-# greedy decoding, next to the merged model.
+# merged model of section 6 (ms-swift writes no GGUF; the course writes it with the `gguf` package's writer). Two
+# sizes: **f16**, the weights as trained (half the bytes of float32), and **q8_0**, eight bits per weight (about
+# half again). Beside each file goes its own Ollama `Modelfile` (the chatml template, the stop tokens,
+# `temperature 0`).
+#
+# The chat template in the file matters as much as the weights: llama.cpp's `llama-cli --jinja`, `llama-server` and
+# LM Studio build every prompt with it. SmolLM2's own template would put a system turn ("You are a helpful AI
+# assistant named SmolLM, trained by Hugging Face") in front of every question, and an empty system block where
+# our rows have an empty system turn; training wrote neither, and a model shown prompts it never saw answers
+# differently. So the file carries the template ms-swift trained with: no system block unless you give a
+# system prompt, then each turn as `<|im_start|>user … <|im_end|>`. `check_gguf()` then reads the f16 file back
+# with a reader the course did not write, transformers' own GGUF loader, and asks it the lesson's ten questions
+# with the exam's greedy decoding, next to the merged model.
 
 # %%
 from helpers import check_gguf, export_gguf
 
-for quant in ("f16", "q8_0"):
-    gguf_file = export_gguf(merged_dir, quant=quant)
-    r = check_gguf(gguf_file, merged_dir, max_new_tokens=EXAM["max_new_tokens"])
-    print(f"  read back by transformers: {r['identical']} of {r['total']} answers identical to the merged model's, "
-          f"{r['same_number']} ending with the same number\n")
+gguf_files = {quant: export_gguf(merged_dir, quant=quant) for quant in ("f16", "q8_0")}
+r = check_gguf(gguf_files["f16"], merged_dir, max_new_tokens=EXAM["max_new_tokens"])
+print(f"f16 read back by transformers: {r['identical']} of {r['total']} answers identical to the merged model's, "
+      f"{r['same_number']} ending with the same number")
 
 # %% [markdown]
-# The f16 file answers exactly like the merged model. The 8-bit file rounds every weight, and a greedy answer that
-# takes one different token early goes its own way from there; how many still end with the same number is the
-# figure to read. llama.cpp itself reads the f16 file of the embedded model with the same ten answers as the model
-# folder (the course's maintainer check, `tools/check_gguf_llamacpp.py`); Ollama could not be installed here, so the
-# Ollama lines are untested. To run the file at home, from the folder `export_gguf()` printed:
+# ### llama.cpp itself reads your file
+#
+# Now the program people actually run: llama.cpp, through the npm package `node-llama-cpp`, which carries it
+# prebuilt (set-up installs it under `.cache/` where Node.js 20 or newer is installed; nothing is compiled). It
+# answers the questions your merged model answered in section 6, greedily, on as many threads as this machine has
+# cores, two ways:
+#
+# * from the course's own prompt token ids: any difference from the merged model is the file's weights;
+# * from the conversation as your chat tool sends it (the question, no system prompt of its own), rendered by the
+#   **file's own chat template** and tokenized by llama.cpp, as `llama-cli --jinja`, `llama-server` and LM Studio do:
+#   a difference that only this way shows is the file's template or tokenizer.
+#
+# Then the 8-bit file, judged by what you care about: its strict score through llama.cpp on the first questions of
+# exam_100, beside your fine-tuned model's on the same questions (section 5's exam), with the sampling error of
+# the difference. llama.cpp answers one question at a time, so a sample keeps this to a minute or two.
+
+# %%
+from helpers import check_llamacpp, exam_with_llamacpp, llamacpp_missing, llamacpp_score_line
+
+problem = llamacpp_missing()
+if problem:
+    print(problem)  # the rest of the notebook does not need it
+else:
+    check = check_llamacpp(gguf_files["f16"], merged_dir, read_rows(DATA_DIR / "test.jsonl")[:merged_exam.n],
+                           max_new_tokens=EXAM["max_new_tokens"],
+                           folder_answers=[item.response for item in merged_exam.items])
+    display(check)
+    sample = min(40, tuned_100.n)  # the first 40 questions of exam_100: about a minute on 2 cores
+    q8 = exam_with_llamacpp(gguf_files["q8_0"], merged_dir, DATA_DIR / "exam_100.jsonl",
+                            max_new_tokens=EXAM["max_new_tokens"], limit=sample)
+    print(q8)
+    print(llamacpp_score_line(q8, tuned_100, "your fine-tuned model"))
+
+# %% [markdown]
+# The f16 file answers exactly like the merged model, both ways: the weights, the tokenizer and the chat template
+# all made it into the file. The 8-bit file rounds every weight, and a greedy answer that takes one different
+# token early goes its own way from there, so few of its answers are word for word the same; what a learner
+# cares about is whether it still gets the questions right, and a difference within about two standard errors
+# is what a different sample of questions could give. Ollama could not be installed here, so the Ollama lines are
+# untested. To run the file at home, from the folder `export_gguf()` printed:
 #
 # ```bash
-# ollama create my-math-tutor -f Modelfile      # Ollama reads the GGUF file the Modelfile names
+# llama-cli -m checkpoint-NNN-merged.f16.gguf --jinja -cnv   # llama.cpp: a chat in the terminal, the file's template
+# ollama create my-math-tutor -f checkpoint-NNN-merged.f16.Modelfile   # Ollama reads the GGUF file it names
 # ollama run my-math-tutor "A rectangular field is 18 m long and 6 m wide ..."
-# llama-cli -m checkpoint-NNN-merged.f16.gguf -cnv   # llama.cpp: a chat in the terminal, with the file's template
 # ```
 #
-# From a terminal: `python -m helpers export RUN --gguf [--quant q8_0] [--check]`.
+# From a terminal: `python -m helpers export RUN --gguf [--quant q8_0] [--check]` (`--check` asks transformers'
+# reader and, where it is installed, llama.cpp).
 
 # %% [markdown]
 # ## 10. What you did, and what production adds
