@@ -4,6 +4,7 @@ strict scores on the lesson's ten and on exam_100 (the exam settings of notebook
 
     .venv/bin/python bench/try_lab_design.py --rows 896 --epochs 1 --lr 2e-3 --eval-steps 16   # 2026-12-04: 3/10, 36/100
     .venv/bin/python bench/try_lab_design.py --rows 400 --epochs 2 --lr 2e-3 --eval-steps 25   # ~ design A of issue 34
+    .venv/bin/python bench/try_lab_design.py --group-by-length   # experiments 4-5 as planned, length-grouped batches
 
 One run with a whole cosine schedule (experiments 4 and 5 of the lab split such a schedule in two: experiment 5
 resumes experiment 4, so their curve is this one). It prints the eval curve with the row passes behind each point, so
@@ -36,14 +37,26 @@ def main() -> None:
     ap.add_argument("--eval-steps", type=int, default=25)
     ap.add_argument("--max-new-tokens", type=int, default=tracks.EXAM["cpu"]["max_new_tokens"])
     ap.add_argument("--exam-limit", type=int, default=None, help="only the first N questions of each exam")
+    ap.add_argument("--group-by-length", action="store_true",
+                    help="swift's --group_by_length: batches of similar lengths (less padding; evaluation ungrouped)")
+    ap.add_argument("--seed", type=int, default=None, help="swift's --seed and --data_seed (default: swift's own)")
     a = ap.parse_args()
     # experiment 4 on this track (its flags and validation subset), with the design's knobs and a whole schedule
     params = {k: v for k, v in tracks.experiments()[3].params.items() if k != "lr_scheduler_kwargs"}
     params.update(learning_rate=a.lr, lora_rank=a.rank, num_train_epochs=a.epochs, batch_size=a.batch,
                   eval_steps=a.eval_steps, dataset="train_1k", train_rows=a.rows)
+    label = f"try-{a.rows}x{a.epochs}-lr{a.lr}-b{a.batch}"
+    if a.group_by_length:
+        params["group_by_length"] = True
+        label += "-grouped"
+    if a.seed is not None:
+        params.update(seed=a.seed, data_seed=a.seed)
+        label += f"-seed{a.seed}"
     t0 = time.time()
-    run = sft(get_model(), **params, label=f"try-{a.rows}x{a.epochs}-lr{a.lr}-b{a.batch}", show=False)
+    run = sft(get_model(), **params, label=label, show=False)
     print(f"{run.status} in {time.time() - t0:.0f} s: {run.diagnosis.state}: {run.diagnosis.reason}")
+    runtime = [r["train_runtime"] for r in swiftlog.rows(run.run_dir / "logging.jsonl") if "train_runtime" in r]
+    print(f"  {run.run_dir}  (swift's own train_runtime, evaluations included: {runtime[-1] if runtime else '?'} s)")
     if run.status != "finished":
         raise SystemExit(run.error[-2000:])
     for r in swiftlog.rows(run.run_dir / "logging.jsonl"):
