@@ -203,6 +203,9 @@ EXAM = {"gpu": dict(limit=None, max_new_tokens=256), "cpu": dict(limit=None, max
 # is one of the ways to a shorter lab (issue 34: 0 of 20 still says "under about 14 %" with 95 % confidence); no
 # track samples it yet.
 BASE_SAMPLE = {"gpu": None, "cpu": None, "ci": None}
+# Notebook 03 section 9 scores the q8_0 GGUF through llama.cpp on exam_100's first GGUF_SAMPLE questions (one at a
+# time: 40 answers of 112 tokens took 80 s on 2 cores); the notebook writes the same number.
+GGUF_SAMPLE = 40
 
 
 # Going further: experiment 6 trains the best run's knobs on the calculator version of the data (the same rows,
@@ -284,5 +287,7 @@ def lab_exams(track: str) -> list[tuple]:
                 (f"experiment 6 {tool} its calculator: exam_100", "exam_100", limit, n),
                 (f"experiment 6 {tool} its calculator: the radish field", "demo", None, n)]
     out += [("served: the radish field to base, tuned, calculator (raw, and closed: 2 calls)", "demo", None, n, 5),
-            ("GGUF f16 and q8_0 files, each beside the merged folder: the lesson's ten", "test", None, n, 4)]
+            ("GGUF f16 read back by transformers, beside the merged folder: the lesson's ten", "test", None, n, 2),
+            ("llama.cpp: the f16 file, two ways, beside the merged exam: the lesson's ten", "test", limit, n, 2),
+            (f"llama.cpp: the q8_0 file, exam_100's first {GGUF_SAMPLE}", "exam_100", min(GGUF_SAMPLE, limit or 100), n)]
     return out
