@@ -211,6 +211,96 @@ def experiment_work(params: dict, done_steps: int = 0) -> dict:
             "cost_steps": round((len(train) * epochs + evals * len(val) * EVAL_BATCH_STEPS) / BATCH + START_STEPS, 1)}
 
 
+# ---- what the model computes: every row of a batch padded to the batch's longest (issue 40)
+
+SWIFT_DATA_SEED = 42  # ms-swift's --data_seed default: its loader's shuffle and its batch sampler both start from it
+
+
+def swift_lengths(dataset: str, rows: int | None = None) -> list[int]:
+    """Each row's length as `swift sft` encodes it for training (the embedded model, swift's chatml template, train
+    mode), in file order: the lengths its length-grouped sampler sorts by and its collator pads to."""
+    key = ("swift", dataset, rows)
+    if key not in _tokens:
+        from . import inference
+
+        template = inference.swift_template(paths.embedded_model_dir(), "llama", "chatml")
+        template.set_mode("train")
+        _tokens[key] = [len(template.encode(row)["input_ids"])
+                        for row in data.read_rows(data.resolve_dataset(dataset))[:rows]]
+    return _tokens[key]
+
+
+def swift_load_order(dataset: str, rows: int | None = None, seed: int = SWIFT_DATA_SEED) -> list[int]:
+    """The file rows in the order `swift sft` holds its training set: its own loader shuffles the file once
+    (--dataset_shuffle, from --data_seed), before any sampler. Read from ms-swift's loader itself, on a copy of the
+    rows, each found again by its messages."""
+    import tempfile
+
+    from swift.dataset import load_dataset
+
+    key = ("order", dataset, rows, seed)
+    if key not in _tokens:
+        file_rows = data.read_rows(data.resolve_dataset(dataset))[:rows]
+        where: dict[str, list[int]] = {}
+        for i, row in enumerate(file_rows):
+            where.setdefault(json.dumps(row["messages"], sort_keys=True), []).append(i)
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = f"{tmp}/rows.jsonl"
+            with open(copy, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in file_rows)
+            loaded, _ = load_dataset(copy, split_dataset_ratio=0.0, shuffle=True, seed=seed, num_proc=1,
+                                     load_from_cache_file=False)
+        order = []
+        for row in loaded:
+            messages = [{k: m[k] for k in ("role", "content")} for m in row["messages"]]
+            order.append(where[json.dumps(messages, sort_keys=True)].pop(0))
+        _tokens[key] = order
+    return _tokens[key]
+
+
+def batch_order(params: dict, seed: int = SWIFT_DATA_SEED) -> list[list[int]]:
+    """Every training step's rows (file row numbers), epoch after epoch, as ms-swift 4.6 batches them: its loader's
+    order, then its BatchSamplerShard (a permutation per epoch from data_seed + epoch, or transformers' length-grouped
+    megabatches with --group_by_length)."""
+    from swift.dataloader import BatchSamplerShard
+
+    order = swift_load_order(params["dataset"], params.get("train_rows"), seed)
+    lengths = swift_lengths(params["dataset"], params.get("train_rows"))
+    grouped = bool(params.get("group_by_length"))
+    sampler = BatchSamplerShard(len(order), params["batch_size"], shuffle=True, drop_last=False, data_seed=seed,
+                                group_by_length=grouped, lengths=[lengths[i] for i in order] if grouped else None)
+    steps = []
+    for epoch in range(params["num_train_epochs"]):
+        sampler.set_epoch(epoch)
+        steps += [[order[i] for i in batch] for batch in sampler]
+    return steps
+
+
+def computed_work(params: dict, done_steps: int = 0) -> dict:
+    """The tokens the model computes in one experiment, padding included: its training steps as `batch_order` makes
+    them (the steps of the run it resumes not done again) and its evaluations (ungrouped: the validation rows in file
+    order, batches of the same size). -> {"train_computed", "eval_computed", "train_real"}"""
+    lengths = swift_lengths(params["dataset"], params.get("train_rows"))
+    steps = batch_order(params)[done_steps:]
+    val = swift_lengths(params.get("val_dataset", "val"), params.get("val_rows"))
+    size = params["batch_size"]
+    one_eval = sum(len(val[i:i + size]) * max(val[i:i + size]) for i in range(0, len(val), size))
+    evals = experiment_work(params, done_steps)["evals"]
+    return {"train_computed": sum(len(b) * max(lengths[i] for i in b) for b in steps),
+            "train_real": sum(lengths[i] for b in steps for i in b),
+            "eval_computed": evals * one_eval}
+
+
+def plan_computed(plan: list[tuple[str, dict]]) -> list[dict]:
+    """computed_work for each (label, params) of a plan, a resumed run counting only its own steps."""
+    out, steps = [], {}
+    for label, params in plan:
+        done = steps.get(params.get("resume_from"), 0)
+        out.append({"label": label, **computed_work(params, done)})
+        steps[label] = experiment_work(params, done)["total_steps"]
+    return out
+
+
 def plan_work(plan: list[tuple[str, dict]]) -> list[dict]:
     """experiment_work for each (label, params) of a plan; a run that resumes another counts only its own steps."""
     out, steps = [], {}

@@ -160,3 +160,27 @@ def test_a_mac_trains_on_its_processor_not_on_apples_gpu(monkeypatch):
     monkeypatch.setattr(tracks.sys, "platform", "darwin")
     monkeypatch.setattr(tracks.environment, "cpu_bf16", lambda: (False, "no /proc/cpuinfo"))
     assert tracks.cpu_speed_flags()["use_cpu"] is True
+
+
+def test_batch_order_is_swifts_sampler_over_swifts_loaded_order():
+    """Each epoch trains every row once, in the batches ms-swift's BatchSamplerShard makes from its loader's order;
+    grouped by length, the same rows pad less (200 rows: transformers sorts megabatches of len // (4 x batch) = 6
+    batches here; far fewer rows would barely group). bench/check_batch_order.py checks the count against
+    transformers' own counter in real swift runs."""
+    params = dict(dataset="train_1k", train_rows=200, batch_size=8, num_train_epochs=2, eval_steps=5, val_rows=4)
+    order = pace.swift_load_order("train_1k", 200)
+    assert sorted(order) == list(range(200)) and order != list(range(200))  # swift's loader shuffles the file once
+    steps = pace.batch_order(params)
+    assert len(steps) == 50 and all(len(b) == 8 for b in steps)
+    for epoch in (steps[:25], steps[25:]):
+        assert sorted(i for b in epoch for i in b) == list(range(200))
+    assert steps[:25] != steps[25:]  # a new permutation each epoch (data_seed + epoch)
+    assert pace.batch_order(params) == steps  # seeded: the same every time
+    lengths = pace.swift_lengths("train_1k", 200)
+    random_, grouped = pace.computed_work(params), pace.computed_work(dict(params, group_by_length=True))
+    assert random_["train_real"] == grouped["train_real"] == 2 * sum(lengths)
+    assert random_["train_computed"] == sum(8 * max(lengths[i] for i in b) for b in steps)
+    assert grouped["train_real"] <= grouped["train_computed"] < random_["train_computed"]
+    assert random_["eval_computed"] == grouped["eval_computed"]  # evaluations stay ungrouped
+    resumed = pace.computed_work(params, done_steps=25)
+    assert resumed["train_real"] == sum(lengths)  # a resumed run counts only its own steps
