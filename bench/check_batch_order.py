@@ -1,6 +1,6 @@
 """Check pace.batch_order against ms-swift itself: two short real trainings through the course's sft() (48 rows of
 train_1k, 2 epochs, 8 a step: random batches, then --group_by_length) with transformers' own counter of the tokens
-the model took in, padding included (--include_num_input_tokens_seen all), beside the count that
+the model took in (--include_num_input_tokens_seen true: every token of each padded batch), beside the count that
 bench/count_lab_work.py makes from the data and the batch order alone.
 
     .venv/bin/python bench/check_batch_order.py      # about 3 minutes on 2 cores; needs no other training running
@@ -29,7 +29,7 @@ def main() -> int:
         if grouped:
             params["group_by_length"] = True
         run = sft(get_model(), **params, label=f"check-order-{'grouped' if grouped else 'random'}", show=False,
-                  include_num_input_tokens_seen="all")
+                  include_num_input_tokens_seen=True)  # transformers: True is "all" (padding counted)
         logged = [r["num_input_tokens_seen"] for r in swiftlog.rows(run.run_dir / "logging.jsonl")
                   if "num_input_tokens_seen" in r and "loss" in r]
         lengths = pace.swift_lengths("train_1k", 48)
