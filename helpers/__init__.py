@@ -10,7 +10,7 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
   judgement  scoring (seed/strict rules) · diagnosis (the four training states)
   views      cards (diagnosis card, exam tables) · curves (live loss plots, progress) · theory (notebook 01/02
              plots) · quiz
-  engine     swift_runner (argv, swift processes) · tracks (the five experiments per track) · pace (a measured step,
+  engine     swift_runner (argv, swift processes, the template swift trains with) · tracks (the five experiments per track) · pace (a measured step,
              the lab's work and its time here) · history (Run, and every run on disk) ·
              training (sft, watch) · inference (the one model loader) · exams · merging · gguf_export (a GGUF file and
              an Ollama Modelfile, checked by transformers' GGUF reader) · llamacpp (llama.cpp itself reads the file) · serving (swift deploy for the learner's openai client) · recordings · ask ·
@@ -43,7 +43,7 @@ _API = {
     "ExamResult": "scoring",
     # after training
     "merge": "merging", "ask_your_model": "ask", "prompt_row": "data", "read_rows": "data", "turn": "data",
-    "encode_prompt": "inference", "swift_template": "inference",
+    "encode_prompt": "inference", "swift_template": "swift_runner",
     # taking the model home
     "serve": "serving", "servers": "serving", "ask_with_calculator": "serving",
     "export_gguf": "gguf_export", "check_gguf": "gguf_export",

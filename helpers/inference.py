@@ -19,6 +19,7 @@ import psutil
 
 from . import calculator, models, paths
 from .history import checkpoint_to_use, is_run
+from .swift_runner import swift_template  # the template `swift sft` trains with (used here and by the tests)
 
 
 @dataclass
@@ -32,21 +33,6 @@ class Loaded:
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def swift_template(model_dir: str | Path, model_type: str | None = None, template_type: str | None = None):
-    """The ms-swift template that `swift sft` uses for this model, in inference mode (no hub look-ups)."""
-    os.environ.setdefault("LOG_LEVEL", "ERROR")  # swift's import-time INFO/WARNING lines would clutter the notebook
-    from swift.model import get_processor
-    from swift.template import get_template
-
-    processor = get_processor(str(model_dir), model_type=model_type, download_model=False)
-    if template_type is None and "<|im_start|>" in (getattr(processor, "chat_template", None) or ""):
-        try:
-            return get_template(processor)
-        except ValueError:  # llama-architecture chatml models are ambiguous for swift's auto-detection
-            template_type = "chatml"
-    return get_template(processor, template_type=template_type)
 
 
 def resolve(model_or_run) -> tuple[Path, str | None, str | None, Path | None, Path, str]:

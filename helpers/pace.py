@@ -221,9 +221,9 @@ def swift_lengths(dataset: str, rows: int | None = None) -> list[int]:
     mode), in file order: the lengths its length-grouped sampler sorts by and its collator pads to."""
     key = ("swift", dataset, rows)
     if key not in _tokens:
-        from . import inference
+        from .swift_runner import swift_template
 
-        template = inference.swift_template(paths.embedded_model_dir(), "llama", "chatml")
+        template = swift_template(paths.embedded_model_dir(), "llama", "chatml")
         template.set_mode("train")
         _tokens[key] = [len(template.encode(row)["input_ids"])
                         for row in data.read_rows(data.resolve_dataset(dataset))[:rows]]

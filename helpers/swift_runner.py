@@ -132,3 +132,18 @@ def swift_error(log_path: Path, max_lines: int = 15) -> str:
             tail = lines[i:]
             return "\n".join(tail[-max_lines:])
     return "\n".join(lines[-max_lines:])
+
+
+def swift_template(model_dir: str | Path, model_type: str | None = None, template_type: str | None = None):
+    """The ms-swift template that `swift sft` uses for this model, in inference mode (no hub look-ups)."""
+    os.environ.setdefault("LOG_LEVEL", "ERROR")  # swift's import-time INFO/WARNING lines would clutter the notebook
+    from swift.model import get_processor
+    from swift.template import get_template
+
+    processor = get_processor(str(model_dir), model_type=model_type, download_model=False)
+    if template_type is None and "<|im_start|>" in (getattr(processor, "chat_template", None) or ""):
+        try:
+            return get_template(processor)
+        except ValueError:  # llama-architecture chatml models are ambiguous for swift's auto-detection
+            template_type = "chatml"
+    return get_template(processor, template_type=template_type)
