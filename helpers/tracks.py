@@ -105,6 +105,23 @@ def with_compiled_layers(params: dict) -> dict:
 #   896 rows x 1 epoch, 8 a step, 2e-3 down to 0: 0.090 after 384, min 0.059 at its end: underfitting, 3/10, 36/100
 #   456 rows x 2 epochs, 4 a step, 2e-3: 0.100 after 456, 0.080 after 684 (stopped there)
 # (bench/try_lab_design.py runs such a design again: one run with the whole schedule, its curve, state and scores)
+#
+# Issue 40, fp32 on a 2-core Xeon without AMX (2026-12-07; one whole schedule each, swift's seed 42, eval loss on the
+# 20 validation rows by row passes; exams strict, experiment 5's best):
+#   this design, random batches: 0.174 @200, 0.087 @400, 0.069 @600, 0.058 @1,000, 0.051 @1,400, min 0.0478 at its
+#       end (2,000): underfitting (19 % of the drop in the second half), 3/10, 52/100; 936 s in swift
+#   the same, --group_by_length: 0.350 @200, 0.227 @400, 0.202 @600, 0.126 @1,000, 0.064 @1,400, min 0.0538 at its
+#       end: underfitting, 3/10, 45/100; 955 s in swift (no faster here). Batches of one length are rows of one kind
+#       (train_1k's problem types differ in length), and each step learned less: grouping stays off.
+#   three epochs, random batches: 0.066 @1,000, 0.051 @2,000, 0.0454 @2,400, 0.0444 @2,800 and @3,000 (its min, at its
+#       end): underfitting by the course's rule (17 % of the drop in the second half), 5/10, 53/100; 1,771 s
+#   So in fp32 the floors' scores need three epochs, and the "converged" card needs the plateau the bf16 recording
+#   showed, which three fp32 epochs with the learning rate falling to zero still do not give.
+# Experiment 6 as option 1 would run it (bench/try_calc_design.py, from the two-epoch fp32 run's best adapter, one
+# epoch, 1e-3): 160 calculator rows: eval 1.62 -> 0.160 (still falling); with its calculator 5/10, 63/100, the radish
+# field right; without it 2/10, 19/100. 400 rows: eval 0.089 (still falling; the 2026-12-02 recording's experiment 6,
+# 1,000 rows from the base model, ended at 0.096), with its calculator 4/10, 75/100, the radish field right: below
+# the floors (8/10, 80/100) either way.
 EXP5_EPOCHS = 2
 FIRST_EPOCH = {"lr_scheduler_kwargs": json.dumps({"num_cycles": 1 / (2 * EXP5_EPOCHS)})}
 
