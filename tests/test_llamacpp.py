@@ -52,7 +52,9 @@ def test_llama_cpp_answers_like_the_merged_model_both_ways(trained_files):
         way = check.ways[how]
         assert way["identical"] >= 8 and way["identical"] + len(way["partings"]) == 10
         for k, parted in way["partings"].items():
-            assert parted is not None and 0 <= parted["margin"] < NEAR_TIE, (how, check.answers[k], parted)
+            # None: every token llama.cpp chose is the merged model's own greedy choice (unbatched), so what differs is
+            # exam()'s padded batch, not the file
+            assert parted is None or 0 <= parted["margin"] < NEAR_TIE, (how, check.answers[k], parted)
     assert check.folder_strict == sum(i.strict for i in folder.items)
     identical = check.ways["template"]["identical"]
     assert f"{identical} of 10 from the file's own chat template" in check.summary()
