@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FTLAB_TRACK", "cpu")
 
-from helpers import DATA_DIR, Run, calculator_experiment, exam, get_model, sft, swiftlog, tracks  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+
+from try_lab_design import train_and_show  # noqa: E402  (the same run, state and curve printout)
+
+from helpers import DATA_DIR, Run, calculator_experiment, exam, tracks  # noqa: E402
 
 
 def main() -> None:
@@ -33,16 +36,7 @@ def main() -> None:
     a = ap.parse_args()
     params = dict(calculator_experiment("cpu").params, learning_rate=a.lr, num_train_epochs=a.epochs,
                   train_rows=a.rows, eval_steps=a.eval_steps)
-    t0 = time.time()
-    run = sft(get_model(), **params, start_from=Run.load(Path(a.start)), label=f"try-calc-{a.rows}x{a.epochs}-lr{a.lr}",
-              show=False)
-    print(f"{run.status} in {time.time() - t0:.0f} s: {run.diagnosis.state}: {run.diagnosis.reason}")
-    if run.status != "finished":
-        raise SystemExit(run.error[-2000:])
-    for r in swiftlog.rows(run.run_dir / "logging.jsonl"):
-        if "eval_loss" in r:
-            step = swiftlog.step_of(r)[0]
-            print(f"  step {step:4d}  row passes {step * params['batch_size']:5d}  eval loss {r['eval_loss']:.4f}")
+    run = train_and_show(params, f"try-calc-{a.rows}x{a.epochs}-lr{a.lr}", start_from=Run.load(Path(a.start)))
     settings = tracks.EXAM["cpu"]
     for tool in (True, False):
         for name in ("test", "exam_100"):

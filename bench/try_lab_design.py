@@ -27,6 +27,24 @@ os.environ.setdefault("FTLAB_TRACK", "cpu")
 from helpers import DATA_DIR, exam, get_model, sft, swiftlog, tracks  # noqa: E402
 
 
+def train_and_show(params: dict, label: str, **more):
+    """One real sft() run of `params`; prints its state, swift's own runtime and its eval curve by row passes, and
+    stops the script with swift's error where it did not finish. -> the Run"""
+    t0 = time.time()
+    run = sft(get_model(), **params, **more, label=label, show=False)
+    print(f"{run.status} in {time.time() - t0:.0f} s: {run.diagnosis.state}: {run.diagnosis.reason}")
+    log = swiftlog.rows(run.run_dir / "logging.jsonl")
+    runtime = [r["train_runtime"] for r in log if "train_runtime" in r]
+    print(f"  {run.run_dir}  (swift's own train_runtime, evaluations included: {runtime[-1] if runtime else '?'} s)")
+    if run.status != "finished":
+        raise SystemExit(run.error[-2000:])
+    for r in log:
+        if "eval_loss" in r:
+            step = swiftlog.step_of(r)[0]
+            print(f"  step {step:4d}  row passes {step * params['batch_size']:5d}  eval loss {r['eval_loss']:.4f}")
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1000, help="the first N rows of train_1k")
@@ -52,17 +70,7 @@ def main() -> None:
     if a.seed is not None:
         params.update(seed=a.seed, data_seed=a.seed)
         label += f"-seed{a.seed}"
-    t0 = time.time()
-    run = sft(get_model(), **params, label=label, show=False)
-    print(f"{run.status} in {time.time() - t0:.0f} s: {run.diagnosis.state}: {run.diagnosis.reason}")
-    runtime = [r["train_runtime"] for r in swiftlog.rows(run.run_dir / "logging.jsonl") if "train_runtime" in r]
-    print(f"  {run.run_dir}  (swift's own train_runtime, evaluations included: {runtime[-1] if runtime else '?'} s)")
-    if run.status != "finished":
-        raise SystemExit(run.error[-2000:])
-    for r in swiftlog.rows(run.run_dir / "logging.jsonl"):
-        if "eval_loss" in r:
-            step = swiftlog.step_of(r)[0]
-            print(f"  step {step:4d}  row passes {step * a.batch:5d}  eval loss {r['eval_loss']:.4f}")
+    run = train_and_show(params, label)
     settings = dict(tracks.EXAM["cpu"], max_new_tokens=a.max_new_tokens, limit=a.exam_limit)
     for name in ("test", "exam_100"):
         t0 = time.time()

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import data, inference, paths, scoring, view
+from . import data, exams, inference, paths, scoring, view
 
 VERSION = "3.22.1"  # node-llama-cpp, pinned: the llama.cpp build its prebuilt binaries carry
 NODE_MIN = 20  # node-llama-cpp's own engines field
@@ -259,9 +259,7 @@ def paired_difference(ours: scoring.ExamResult, theirs: scoring.ExamResult) -> d
 def llamacpp_score_line(llama: scoring.ExamResult, model: scoring.ExamResult, model_name: str = "the merged model") -> str:
     """One sentence for a learner: llama.cpp's strict score beside the model's on the same questions (the first
     `llama.n` of `model`'s), the difference and the sampling error that explains it (`paired_difference`)."""
-    import dataclasses
-
-    d = paired_difference(dataclasses.replace(model, items=model.items[:llama.n]), llama)
+    d = paired_difference(exams.first_questions(model, llama.n), llama)
     return (f"llama.cpp: {d['theirs']} of {d['n']} right (strict), {model_name}: {d['ours']} of {d['n']} on the same "
             f"questions; difference {d['difference_points']:+.0f} points, one standard error ± "
             f"{d['standard_error_points']:.0f} ({d['only_theirs']} right only through llama.cpp, {d['only_ours']} only "

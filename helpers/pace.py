@@ -292,13 +292,9 @@ def computed_work(params: dict, done_steps: int = 0) -> dict:
 
 
 def plan_computed(plan: list[tuple[str, dict]]) -> list[dict]:
-    """computed_work for each (label, params) of a plan, a resumed run counting only its own steps."""
-    out, steps = [], {}
-    for label, params in plan:
-        done = steps.get(params.get("resume_from"), 0)
-        out.append({"label": label, **computed_work(params, done)})
-        steps[label] = experiment_work(params, done)["total_steps"]
-    return out
+    """computed_work for each (label, params) of a plan, a resumed run counting only its own steps (plan_work's)."""
+    return [{"label": w["label"], **computed_work(params, w["total_steps"] - w["steps"])}
+            for (_, params), w in zip(plan, plan_work(plan))]
 
 
 def plan_work(plan: list[tuple[str, dict]]) -> list[dict]:
