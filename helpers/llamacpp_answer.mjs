@@ -55,6 +55,9 @@ for (const item of job.items) {
         if (ids.length >= job.max_new_tokens)
             break;
     }
+    // node-llama-cpp ends the generation itself at the model's end-of-generation token, without yielding it: an
+    // answer that stopped before the limit ended by itself
+    ended = ended || ids.length < job.max_new_tokens;
     answers.push({prompt: Array.from(prompt), ids, ended});
 }
 fs.writeFileSync(resultPath, JSON.stringify({template, answers}));

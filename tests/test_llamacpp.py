@@ -62,6 +62,19 @@ def test_llama_cpp_answers_like_the_merged_model_both_ways(trained_files):
     assert check._repr_markdown_().count("<td>same</td>") == identical
 
 
+def test_an_answer_that_ends_before_the_limit_is_not_cut_off(trained_files):
+    """node-llama-cpp stops at the end-of-generation token without yielding it: such an answer ended by itself, and
+    the exam's "cut off" count must not call it cut (2026-12-07: every q8_0 answer of a real run was counted cut off,
+    each 33-58 tokens long, under a limit of 80)."""
+    merged, files = trained_files
+    rows = [{"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Say hello in one word."}]}]
+    limit = 64
+    got = llamacpp.answer(files["f16"], merged, rows, limit, how="template")
+    assert 0 < len(got["ids"][0]) < limit, got  # this question gets a short answer that ends ...
+    assert got["cut"] == [False]  # ... by itself
+    assert llamacpp.answer(files["f16"], merged, rows, 2, how="template")["cut"] == [True]  # at the limit: cut off
+
+
 def test_q8_0_scored_through_llama_cpp_beside_the_merged_model(trained_files):
     merged, files = trained_files
     rows = 3
