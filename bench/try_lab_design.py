@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--group-by-length", action="store_true",
                     help="swift's --group_by_length: batches of similar lengths (less padding; evaluation ungrouped)")
     ap.add_argument("--seed", type=int, default=None, help="swift's --seed and --data_seed (default: swift's own)")
+    ap.add_argument("--lr-scheduler", default=None,
+                    help="transformers' --lr_scheduler_type, e.g. constant (default: swift's cosine to zero)")
     a = ap.parse_args()
     # experiment 4 on this track (its flags and validation subset), with the design's knobs and a whole schedule
     params = {k: v for k, v in tracks.experiments()[3].params.items() if k != "lr_scheduler_kwargs"}
@@ -70,6 +72,9 @@ def main() -> None:
     if a.seed is not None:
         params.update(seed=a.seed, data_seed=a.seed)
         label += f"-seed{a.seed}"
+    if a.lr_scheduler:
+        params["lr_scheduler_type"] = a.lr_scheduler
+        label += f"-{a.lr_scheduler}"
     run = train_and_show(params, label)
     settings = dict(tracks.EXAM["cpu"], max_new_tokens=a.max_new_tokens, limit=a.exam_limit)
     for name in ("test", "exam_100"):
