@@ -128,6 +128,8 @@ def with_compiled_layers(params: dict) -> dict:
 #       @2,000, up to 0.0563 @2,600, then down with the rate to 0.0464 @3,400 and min 0.0441 at its end (4,000):
 #       underfitting (18 %); 6/10, 52/100. Experiment 6 from the base model (1,000 calculator rows, one epoch) in
 #       fp32: with its calculator 9/10, 84/100, the radish field right; without it 30/100.
+#   two epochs at a constant 1e-3 (bench/try_lab_design.py --lr-scheduler constant; no annealing): eval 0.071 @1,000,
+#       0.079, 0.085, min 0.0656 @1,600, 0.0660, 0.0680: "converged" by the rule, but 2/10, 32/100 (below the floors).
 #   So in fp32 a cosine schedule puts the eval minimum at the last step up to four epochs: the course's rule (the
 #   minimum among the last two evaluations and a trend in learning done) reads that as still falling, and the bf16
 #   recording's "converged" came from an eval curve that bottomed out at step 200 and crept up.
