@@ -45,20 +45,16 @@ for (const item of job.items) {
     const prompt = promptOf(item);
     await sequence.clearHistory();
     const ids = [];
-    let ended = false;
     for await (const token of sequence.evaluate(prompt, {temperature: 0})) {
-        if (stops.has(token) || model.isEogToken(token)) {
-            ended = true;
+        if (stops.has(token) || model.isEogToken(token))
             break;
-        }
         ids.push(token);
         if (ids.length >= job.max_new_tokens)
             break;
     }
-    // node-llama-cpp ends the generation itself at the model's end-of-generation token, without yielding it: an
-    // answer that stopped before the limit ended by itself
-    ended = ended || ids.length < job.max_new_tokens;
-    answers.push({prompt: Array.from(prompt), ids, ended});
+    // an answer that stopped before the limit ended by itself: at one of the stop tokens above, or at the model's
+    // end-of-generation token, where node-llama-cpp ends the generation itself without yielding the token
+    answers.push({prompt: Array.from(prompt), ids, ended: ids.length < job.max_new_tokens});
 }
 fs.writeFileSync(resultPath, JSON.stringify({template, answers}));
 await context.dispose();
