@@ -18,7 +18,8 @@ Where each idea lives, bottom to top (a module imports only from its own layer's
   face       this API · cli (`python -m helpers`)
 
 The dataset generator is tools/problems.py; the ms-swift plugin for bf16 on a CPU is swift_plugins/cpu_bf16.py
-(swift_plugins/compile_layers.py compiles the decoder layers of the cpu track's long runs where bf16 is native).
+(swift_plugins/compile_layers.py compiles the decoder layers of the cpu track's long runs where bf16 is native;
+swift_plugins/exam_reward.py is the exam's strict rule as a GRPO reward for `swift rlhf`).
 The API is imported lazily, so `import helpers` stays fast.
 """
 
