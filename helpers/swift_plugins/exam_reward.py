@@ -32,7 +32,7 @@ def _solutions(solution, n: int) -> list:
 
 class ExamCorrect(ORM):
     def __call__(self, completions, solution=None, **kwargs) -> list[float]:
-        return [float(strict_correct(c or "", s)) for c, s in zip(completions, _solutions(solution, len(completions)))]
+        return [float(strict_correct(c or "", s)) for c, s in zip(completions, _solutions(solution, len(completions)), strict=True)]
 
 
 class ExamFormat(ORM):
