@@ -63,22 +63,12 @@ def pick(args) -> None:
     torch.manual_seed(args.seed)
     loaded = inference.load(args.model)
     rows = data.read_rows(ROOT / "resources/2_7/train_1k.jsonl")[args.start:args.start + args.questions]
-    stop = inference.stop_ids(loaded)
-    pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else stop[0]
     found, t0 = [], time.time()
     for i in range(0, len(rows), args.batch):
         chunk = rows[i:i + args.batch]
         prompts = [inference.encode_prompt(loaded.template, data.prompt_row(data.question_of(r))) for r in chunk]
-        width = max(map(len, prompts))
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        with torch.inference_mode():
-            out = loaded.lm.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=args.temperature,
-                                     top_k=0, top_p=1.0, num_return_sequences=args.samples,
-                                     max_new_tokens=args.max_new_tokens, pad_token_id=pad, eos_token_id=stop)
-        for k, r in enumerate(chunk):
-            texts = [loaded.tokenizer.decode(o[width:], skip_special_tokens=True)
-                     for o in out[k * args.samples:(k + 1) * args.samples]]
+        answers = inference.sample(loaded, prompts, args.samples, args.max_new_tokens, args.temperature)
+        for k, (r, texts) in enumerate(zip(chunk, answers)):
             right = sum(scoring.strict_correct(t, data.expected_answer(r)) for t in texts)
             found.append({"line": args.start + i + k + 1, "right": right, "question": data.question_of(r),
                           "solution": data.expected_answer(r)})
@@ -152,8 +142,8 @@ def report_one(run: Path, window: int = 5) -> None:
         return
     correct = [r[CORRECT] for r in rows]
     smooth = trailing(correct, window)
-    print(f"\n{run.relative_to(ROOT)}: {len(rows)} steps, "
-          f"wall {json.loads((run / 'spike.json').read_text())['wall_s'] if (run / 'spike.json').exists() else '?'} s")
+    spike = json.loads((run / "spike.json").read_text()) if (run / "spike.json").is_file() else {}
+    print(f"\n{run.relative_to(ROOT)}: {len(rows)} steps, wall {spike.get('wall_s', '?')} s")
     print(f" step  correct  {window}-step  zero-spread  length  step s")
     for r, c, s in zip(rows, correct, smooth):
         print(f" {swiftlog.step_of(r)[0]:4d}  {c:7.3f}  {s:6.3f}  {r.get('frac_reward_zero_std', float('nan')):11.2f}"
@@ -197,9 +187,9 @@ def exam_cmd(args) -> None:
     target = args.adapter or args.model
     result = exam(target, ROOT / "resources/2_7/exam_100.jsonl", save_to=False, progress=False,
                   **tracks.exam_settings("cpu"))
-    n = len(result.items)
-    p = sum(i.strict for i in result.items) / n
-    print(f"{target}: exam_100 strict {round(p * n)}/{n} (± {100 * math.sqrt(p * (1 - p) / n):.1f} points, one "
+    n, right = result.n, sum(i.strict for i in result.items)  # a count: strict_score is a rounded percentage
+    p = right / n
+    print(f"{target}: exam_100 strict {right}/{n} (± {100 * math.sqrt(p * (1 - p) / n):.1f} points, one "
           f"standard error), {result.seconds:.0f} s")
 
 

@@ -141,9 +141,19 @@ def generate(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int, tool
     return [text for text, _ in generate_ends(loaded, prompts, max_new_tokens, tool=tool)]
 
 
-def _generate_rows(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int, stop_strings=None):
+def sample(loaded: Loaded, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float = 1.0) -> list[list[str]]:
+    """`n` sampled answers per prompt (at `temperature`, no top-k or top-p cut, as GRPO samples): how often a model
+    gets a question right when it does not answer greedily."""
+    rows = _generate_rows(loaded, prompts, max_new_tokens, samples=n, temperature=temperature)
+    texts = [loaded.tokenizer.decode(new, skip_special_tokens=True).strip() for new, _ in rows]
+    return [texts[k * n:(k + 1) * n] for k in range(len(prompts))]
+
+
+def _generate_rows(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int, stop_strings=None,
+                   samples: int = 0, temperature: float = 1.0):
     """One batched greedy `generate`: per prompt, its new token ids and whether it ended by itself (an end
-    token, or one of `stop_strings`) rather than by running out of tokens."""
+    token, or one of `stop_strings`) rather than by running out of tokens. samples=N: N sampled answers per prompt
+    instead (at `temperature`), the prompt's N rows one after another."""
     import torch
 
     stop = stop_ids(loaded)
@@ -154,10 +164,11 @@ def _generate_rows(loaded: Loaded, prompts: list[list[int]], max_new_tokens: int
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     device = next(loaded.lm.parameters()).device
     extra = {"stop_strings": list(stop_strings), "tokenizer": loaded.tokenizer} if stop_strings else {}
+    how = (dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0, num_return_sequences=samples) if samples
+           else dict(do_sample=False, temperature=None, top_p=None, top_k=None))
     with torch.inference_mode():
-        out = loaded.lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stop,
-                                 temperature=None, top_p=None, top_k=None, **extra)
+        out = loaded.lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                 max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stop, **how, **extra)
     stops = set(stop)
     rows = []
     for row in out:

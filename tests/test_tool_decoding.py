@@ -46,3 +46,20 @@ def test_the_budget_counts_the_results_and_a_cut_answer_is_marked(loaded):
     (text, cut), = inference.generate_ends(loaded, prompts, budget, tool=True, begun=BEGUN[:1])
     assert cut and "{{ans:" not in text
     assert len(loaded.tokenizer.encode(text, add_special_tokens=False)) <= budget + 1  # the result counted
+
+
+def test_sampled_answers_come_n_per_prompt_and_read_like_greedy_ones(loaded):
+    """inference.sample (how often a model is right when it samples, as GRPO does): N answers per prompt, in the
+    prompts' order, reproducible under one seed, and decoded like the greedy answers (a near-zero temperature gives
+    exactly them)."""
+    import torch
+
+    rows = read_rows(DATA_DIR / "test.jsonl")[:2]
+    prompts = [inference.encode_prompt(loaded.template, r) for r in rows]
+    torch.manual_seed(0)
+    first = inference.sample(loaded, prompts, 3, 24)
+    torch.manual_seed(0)
+    assert inference.sample(loaded, prompts, 3, 24) == first
+    assert [len(a) for a in first] == [3, 3] and len({a for answers in first for a in answers}) > 1
+    greedy = inference.generate(loaded, prompts, 24)
+    assert inference.sample(loaded, prompts, 2, 24, temperature=1e-4) == [[g, g] for g in greedy]
