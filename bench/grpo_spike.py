@@ -33,7 +33,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FTLAB_TRACK", "cpu")
 
-from helpers import data, scoring, swiftlog  # noqa: E402
+from helpers import data, process, scoring, swift_runner, swiftlog  # noqa: E402
 
 OUT = ROOT / "output" / "grpo-spike"
 PLUGIN = "helpers/swift_plugins/exam_reward.py"
@@ -99,7 +98,7 @@ def train(args) -> None:
     if out.exists():
         raise SystemExit(f"{out} exists: pick another --label")
     gens = args.generations
-    argv = [str(ROOT / ".venv/bin/swift"), "rlhf", "--rlhf_type", "grpo", "--model", args.model,
+    argv = ["--rlhf_type", "grpo", "--model", args.model,
             "--model_type", "llama", "--template", "chatml", "--dataset", args.prompts,
             "--external_plugins", PLUGIN, "--reward_funcs", "ftlab_correct", *(["ftlab_format"] if args.format else []),
             *(["--reward_weights", "1.0", str(args.format)] if args.format else []),
@@ -113,11 +112,18 @@ def train(args) -> None:
             "--save_steps", str(args.steps), "--fp16", "false", "--bf16", "false", "--dataloader_num_workers", "0",
             "--check_model", "false", "--split_dataset_ratio", "0", "--seed", str(args.seed),
             "--data_seed", str(args.seed), "--log_completions", "true"]
-    print(" ".join(argv[1:]), flush=True)
+    print(swift_runner.printable("rlhf", argv), flush=True)
+    # the course's guard: one training per machine, and swift's whole tree stops with this script
+    lock = process.TrainingLock()
+    lock.claim(f"bench/grpo_spike.py {args.label}")
     t0 = time.time()
-    out.mkdir(parents=True)
-    with open(out / "swift.log", "w") as log:
-        rc = subprocess.call(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        out.mkdir(parents=True)
+        child = swift_runner.launch("rlhf", argv, out / "swift.log", run_dir=out, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+    rc = child.wait()
     (out / "spike.json").write_text(json.dumps({"argv": argv, "wall_s": round(time.time() - t0, 1), "rc": rc}))
     print(f"rc {rc} in {time.time() - t0:.0f} s")
     report_one(out)
